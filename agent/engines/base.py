@@ -1,0 +1,85 @@
+"""The Engine protocol: token ids in, streamed token deltas out.
+
+Engines know nothing of messages or tools: the model layer renders the Gemma 4 prompt,
+tokenizes it (see ``prompts.tokens.Tokenizer``) and parses what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ...prompts.tokens import Tokenizer
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    """One image or audio clip that belongs to the prompt (placeholders are in the ids)."""
+
+    modality: Literal["image", "audio"]
+    data: Any  # PIL.Image for images; (numpy array, sample_rate) for audio
+    source: str = ""  # file name or description, for messages and logs
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    prompt_ids: Sequence[int]
+    max_tokens: int = 4096
+    temperature: float | None = None  # None: the model's generation_config default
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    # Extra stop ids on top of the engine's defaults (<turn|>, <|tool_response>, <eos>).
+    stop_token_ids: Sequence[int] = ()
+    # A Lark grammar (llguidance syntax, special tokens written as <|tool_call>) constraining
+    # the whole output of this request; None = unconstrained.
+    grammar: str | None = None
+    # Cap on thinking tokens; at the cap the engine closes the channel and continues.
+    # None = no cap; 0 = do not think in this request.
+    thinking_budget: int | None = None
+    media: Sequence[MediaItem] = ()
+    request_id: str | None = None
+    cache_salt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineUsage:
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    generated_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDelta:
+    """A piece of output. ``token_ids`` are authoritative; ``text`` is their decoded form."""
+
+    token_ids: Sequence[int]
+    text: str = ""
+    finish_reason: FinishReason | None = None  # set on the last delta only
+    usage: EngineUsage | None = None  # set on the last delta only
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    model: str  # preset name, HF id or local path
+    variant: str  # "E2B", "E4B", "12B", "26B-A4B", "31B" or "tiny": picks the template family
+    max_model_len: int
+    supports_grammar: bool = False
+    modalities: frozenset[str] = field(default_factory=lambda: frozenset({"text"}))
+
+
+@runtime_checkable
+class Engine(Protocol):
+    info: EngineInfo
+    tokenizer: Tokenizer
+
+    def generate(self, request: EngineRequest) -> AsyncIterator[EngineDelta]:
+        """Stream one request. Cancelling the consumer aborts the request in the engine."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,168 @@
+"""The event stream every face (SDK, TUI, CLI, evals) consumes.
+
+Events are frozen dataclasses with a snake_case ``kind``. Consumers ``match`` on the class and
+end with ``assert_never``. Deltas are not written to session logs; everything else is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from .messages import ModelTurn, ToolCall, ToolResult
+
+StopReason = Literal[
+    "final_answer",
+    "max_steps",
+    "token_budget",
+    "time_limit",
+    "cancelled",
+    "too_many_errors",
+    "loop_detected",
+    "engine_error",
+    "context_overflow",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    kind: ClassVar[str] = "run_started"
+    session_id: str
+    task: str
+    model: str
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    kind: ClassVar[str] = "thinking_delta"
+    text: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    kind: ClassVar[str] = "text_delta"
+    text: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    kind: ClassVar[str] = "tool_call_started"
+    call: ToolCall
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    kind: ClassVar[str] = "tool_call_finished"
+    call: ToolCall
+    result: ToolResult
+    step: int
+    seconds: float
+
+
+ApprovalDecision = Literal["allow", "allow_always", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """The run waits until ``respond`` is called (or the future is resolved)."""
+
+    kind: ClassVar[str] = "approval_requested"
+    call: ToolCall
+    reason: str
+    step: int
+    # Resolved with an ApprovalDecision. Not serialized.
+    answer: asyncio.Future[ApprovalDecision] = field(repr=False, compare=False)
+
+    def respond(self, decision: ApprovalDecision) -> None:
+        if not self.answer.done():
+            self.answer.set_result(decision)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    text: str
+    status: Literal["pending", "in_progress", "done", "cancelled"] = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanUpdated:
+    kind: ClassVar[str] = "plan_updated"
+    items: tuple[PlanItem, ...]
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedItem:
+    id: str
+    description: str  # one line, for people
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryCompacted:
+    kind: ClassVar[str] = "history_compacted"
+    tier: str  # the compactor that ran, e.g. "clear_tool_results"
+    tokens_before: int
+    tokens_after: int
+    dropped: tuple[DroppedItem, ...] = ()
+    summary: str | None = None
+    compaction_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    kind: ClassVar[str] = "usage"
+    step: int
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    generated_tokens: int
+    thinking_tokens: int
+    tokens_per_second: float
+    context_tokens: int  # exact size of the history as the engine sees it
+    context_limit: int  # usable context: max length minus the output reserve
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something a person should know that is not an error of the run (retries, nudges)."""
+
+    kind: ClassVar[str] = "notice"
+    message: str
+    level: Literal["info", "warning", "error"] = "info"
+    step: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    kind: ClassVar[str] = "turn_finished"
+    turn: ModelTurn
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    kind: ClassVar[str] = "run_finished"
+    reason: StopReason
+    output: Any = None  # str, or an instance of the agent's output_type
+    error: str | None = None
+    steps: int = 0
+
+
+Event = (
+    RunStarted
+    | ThinkingDelta
+    | TextDelta
+    | ToolCallStarted
+    | ToolCallFinished
+    | ApprovalRequested
+    | PlanUpdated
+    | HistoryCompacted
+    | Usage
+    | Notice
+    | TurnFinished
+    | RunFinished
+)

@@ -1,0 +1,112 @@
+"""The `gemma-agent` command: wiring only.
+
+gemma-agent                      the TUI on the embedded engine
+gemma-agent run "task"           headless run (rich output, or --json events)
+gemma-agent eval SUITE           scripted eval run on coding tasks
+gemma-agent eval-merge DIR...    merge sharded eval outputs
+gemma-agent models               list model presets
+gemma-agent tiny-model PATH      write the tiny random-weight Gemma 4 model
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import AgentError
+
+
+def _add_agent_arguments(p: argparse.ArgumentParser) -> None:
+    from .agent.engines.factory import add_engine_arguments
+
+    add_engine_arguments(p)
+    p.add_argument("--workspace", default=".", help="folder the agent works in (default: .)")
+    p.add_argument(
+        "--approval",
+        choices=["read-only", "ask", "auto", "yolo"],
+        default=None,
+        help="approval mode for tool calls",
+    )
+    p.add_argument(
+        "--thinking",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let the model think before answering",
+    )
+    p.add_argument("--thinking-budget", type=int, default=None, metavar="N")
+    p.add_argument("--tool-choice", default=None, metavar="auto|required|none|NAME")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N")
+    p.add_argument("--resume", default=None, metavar="ID", help="continue a saved session")
+    p.add_argument("--image", action="append", default=[], metavar="PATH")
+    p.add_argument("--audio", action="append", default=[], metavar="PATH")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gemma-agent",
+        description="A Gemma-4-native coding agent. Without a subcommand: the interactive TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"gemma-agent {__version__}")
+    _add_agent_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one task headless and print the events")
+    run.add_argument("task", nargs="?", default=None, help="the task (or --resume ID)")
+    run.add_argument("--json", action="store_true", help="one JSON object per event per line")
+    _add_agent_arguments(run)
+
+    ev = sub.add_parser("eval", help="run an eval suite on coding tasks")
+    from .evals.cli import add_eval_arguments, add_merge_arguments
+
+    add_eval_arguments(ev)
+    _add_agent_arguments(ev)
+    merge = sub.add_parser("eval-merge", help="merge the outputs of sharded eval runs")
+    add_merge_arguments(merge)
+
+    sub.add_parser("models", help="list the model presets")
+    tiny = sub.add_parser("tiny-model", help="write the tiny random-weight Gemma 4 model")
+    tiny.add_argument("path", help="output folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        match args.command:
+            case None:
+                from .tui.app import run_tui
+
+                return run_tui(args)
+            case "run":
+                from .agent.headless import run_headless
+
+                return run_headless(args)
+            case "eval":
+                from .evals.cli import run_eval
+
+                return run_eval(args)
+            case "eval-merge":
+                from .evals.cli import run_merge
+
+                return run_merge(args)
+            case "models":
+                from .agent.engines.presets import print_presets
+
+                print_presets()
+                return 0
+            case "tiny-model":
+                from .agent.engines.tiny import build_tiny_model
+
+                path = build_tiny_model(args.path)
+                print(f"wrote the tiny random-weight Gemma 4 model to {path}")
+                return 0
+            case _:
+                raise AssertionError(args.command)
+    except AgentError as e:
+        print(f"gemma-agent: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gemma-agent: interrupted", file=sys.stderr)
+        return 130

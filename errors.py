@@ -1,0 +1,63 @@
+"""The exception tree of gemma-agent.
+
+::
+
+    AgentError                      base of everything we raise on purpose
+    ├── ConfigError                 the user's mistake; the message says how to fix it
+    │   └── RenderError             history/tools that the Gemma 4 template cannot render
+    ├── EngineError                 the model engine failed
+    │   ├── EngineUnavailable       dead or unreachable: restart or reconfigure
+    │   └── EngineRequestFailed     this request failed; retrying may help
+    ├── LimitExceeded               a run limit (steps, tokens, time, errors) was reached
+    └── ToolCrashed                 a tool raised unexpectedly too often (past the limit)
+
+Problems the model made (bad arguments, unparsable output, a tool raising ``ToolError``) are
+not exceptions: they become results the model reads, are counted, and end the run only past
+a limit. Errors crossing a boundary are translated with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class of every error gemma-agent raises on purpose."""
+
+
+class ConfigError(AgentError):
+    """Invalid configuration or input from the user; the message says what to do."""
+
+
+class RenderError(ConfigError):
+    """Messages or tools the Gemma 4 chat template cannot render (names the message index)."""
+
+
+class EngineError(AgentError):
+    """The model engine failed."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine is dead, not installed or unreachable; it must be restarted or reconfigured."""
+
+
+class EngineRequestFailed(EngineError):
+    """One request failed; the engine itself is alive and a retry may succeed."""
+
+
+class LimitExceeded(AgentError):
+    """A run limit (steps, tokens, wall time, consecutive errors) was reached."""
+
+
+class ToolCrashed(AgentError):
+    """Tools raised unexpected exceptions more often than the configured limit allows."""
+
+
+__all__ = [
+    "AgentError",
+    "ConfigError",
+    "EngineError",
+    "EngineRequestFailed",
+    "EngineUnavailable",
+    "LimitExceeded",
+    "RenderError",
+    "ToolCrashed",
+]
