@@ -1,0 +1,46 @@
+"""Typed tools: declaration, validation and calls, confinement, approvals, built-ins, MCP.
+
+Knows nothing of models: the agent hands a name and arguments to ``ToolRegistry.call``.
+"""
+
+from __future__ import annotations
+
+from .approval import ApprovalPolicy, Decision
+from .base import (
+    FunctionTool,
+    InvalidArguments,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolNotice,
+    ToolOutput,
+    tool,
+)
+from .builtin import PlanChanged, coding_tools
+from .mcp import MCPServer, MCPTool
+from .registry import ToolOutcome, ToolRegistry
+from .spill import SpillStore, recall_output
+from .workspace import PathOutsideWorkspace, Workspace
+
+__all__ = [
+    "ApprovalPolicy",
+    "Decision",
+    "FunctionTool",
+    "InvalidArguments",
+    "MCPServer",
+    "MCPTool",
+    "PathOutsideWorkspace",
+    "PlanChanged",
+    "SpillStore",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolNotice",
+    "ToolOutcome",
+    "ToolOutput",
+    "ToolRegistry",
+    "Workspace",
+    "coding_tools",
+    "recall_output",
+    "tool",
+]

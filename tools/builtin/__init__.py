@@ -1,0 +1,39 @@
+"""The built-in coding tools: files, search, shell and plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base import Tool
+from .files import edit_file, list_dir, read_file, write_file
+from .plan import PlanChanged, PlanItem, update_plan
+from .search import glob, grep
+from .shell import RunShell, SandboxMode, sandbox_status
+
+
+def coding_tools(
+    *, sandbox: SandboxMode = "auto", network: bool = False, **shell_options: Any
+) -> list[Tool]:
+    """read_file, write_file, edit_file, list_dir, glob, grep, run_shell and update_plan.
+
+    ``sandbox``: "auto" (bubblewrap when it can run, else a plain subprocess with limits),
+    "bwrap" (required) or "none". ``network``: allow network access inside the sandbox.
+    """
+    shell = RunShell(sandbox=sandbox, network=network, **shell_options)
+    return [read_file, write_file, edit_file, list_dir, glob, grep, shell, update_plan]
+
+
+__all__ = [
+    "PlanChanged",
+    "PlanItem",
+    "RunShell",
+    "coding_tools",
+    "edit_file",
+    "glob",
+    "grep",
+    "list_dir",
+    "read_file",
+    "sandbox_status",
+    "update_plan",
+    "write_file",
+]

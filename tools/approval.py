@@ -1,0 +1,553 @@
+"""Approval policy: allow, ask or deny each tool call before it runs.
+
+Modes:
+
+- ``read-only``: read-only tools run; everything else is denied.
+- ``ask``: read-only tools run; writes and shell commands ask (unless a rule allows them).
+- ``auto``: everything runs, except dangerous shell commands, which ask.
+- ``yolo``: everything runs (explicit deny rules still deny).
+
+Rules match a tool by name and, for shell tools, a command prefix by words
+(``Rule.parse("run_shell(git diff)")`` allows ``git diff --stat`` but not ``git reset``). A compound
+command (``a && b | c``) is allowed by rules only when every part is. "Always allow" answers are
+remembered as rules in a JSON file kept outside the workspace (so the agent cannot grant itself
+permissions by writing a file), one per project.
+
+The dangerous-command detector forces ``ask`` even in ``auto`` (and over allow rules): recursive
+rm outside the workspace or of the workspace itself, ``git reset --hard``, ``git clean``, forced
+pushes, ``find -delete``, ``dd``, ``mkfs``, ``chmod/chown -R``, piping into a shell or
+interpreter (``curl ... | sh``), ``python -c`` / ``perl -e`` code that deletes files or spawns
+commands, sudo, writes to absolute paths outside the workspace, fork bombs, shutdown. It looks
+inside ``bash -c '...'``, ``$(...)`` and backticks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError
+from .base import Tool
+
+Action = Literal["allow", "ask", "deny"]
+Mode = Literal["read-only", "ask", "auto", "yolo"]
+MODES: tuple[Mode, ...] = ("read-only", "ask", "auto", "yolo")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """``tool`` is a tool name or "*"; ``prefix`` (shell tools only) is matched word by word."""
+
+    tool: str
+    action: Action = "allow"
+    prefix: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, action: Action = "allow") -> Rule:
+        """``"read_file"``, ``"*"``, or ``"run_shell(git diff)"``."""
+        text = text.strip()
+        match = re.fullmatch(r"([\w.*\-]+)\s*(?:\((.*)\))?", text, re.DOTALL)
+        if not match:
+            raise ConfigError(f"bad approval rule {text!r}: write 'tool' or 'tool(command prefix)'")
+        prefix = match.group(2)
+        return cls(match.group(1), action, prefix.strip() if prefix and prefix.strip() else None)
+
+    def matches(self, tool: Tool, words: list[str] | None) -> bool:
+        if self.tool not in ("*", tool.name):
+            return False
+        if self.prefix is None:
+            return True
+        if words is None:
+            return False
+        want = _split_words(self.prefix)
+        return want is not None and words[: len(want)] == want
+
+    def __str__(self) -> str:
+        return self.tool + (f"({self.prefix})" if self.prefix else "")
+
+
+# --- shell command analysis --------------------------------------------------------------------
+
+_OPERATORS = {";", "&", "&&", "|", "||", "|&", "(", ")", "\n", ";;"}
+_WRAPPERS = {"sudo", "doas", "env", "nohup", "time", "nice", "ionice", "command", "builtin",
+             "exec", "timeout", "stdbuf", "xargs", "watch", "strace"}  # fmt: skip
+_SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "fish", "csh", "tcsh", "busybox"}
+_INTERPRETERS = {"python", "python2", "python3", "perl", "ruby", "node", "php", "lua", "deno"}
+_TWO_WORD = {"git", "npm", "pnpm", "yarn", "cargo", "go", "pip", "pip3", "uv", "docker",
+             "kubectl", "poetry", "conda", "apt", "apt-get", "brew", "dotnet", "gh", "make"}  # fmt: skip
+_SAFE_WRITE_TARGETS = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/tmp", "/dev/fd")
+_PY_DANGER = re.compile(
+    r"rmtree|os\.remove|os\.unlink|\.unlink\(|os\.rmdir|\.rmdir\(|os\.system|subprocess|"
+    r"os\.popen|os\.exec|shutil\.move|os\.rename|os\.replace|os\.chmod|truncate|"
+    r"\bunlink\b|\bsystem\s*\(|\bexec\s*\(|`|\brm\b"
+)
+
+
+def _split_words(text: str) -> list[str] | None:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return None
+
+
+def _lex(command: str) -> list[str]:
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>\n")
+    lexer.whitespace = " \t\r"
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    return list(lexer)
+
+
+@dataclass
+class SimpleCommand:
+    words: list[str]  # after assignments and wrappers (sudo, env, ...) are stripped
+    raw: list[str]
+    redirects: list[str]  # targets of > and >>
+    piped_into: bool  # a | precedes this command
+    wrapped_by: list[str]
+
+
+def parse_commands(command: str) -> list[SimpleCommand] | None:
+    """The simple commands of a shell line (also inside $(...) and backticks); None if unparsable."""
+    try:
+        tokens = _lex(command)
+    except ValueError:
+        return None
+    out: list[SimpleCommand] = []
+    current: list[str] = []
+    piped = False
+    for token in [*tokens, ";"]:
+        if token in _OPERATORS or (token and set(token) <= set(";&|()")):
+            if current:
+                out.append(_simple(current, piped))
+            current = []
+            piped = token in ("|", "|&")
+            continue
+        if token == "$":  # "$(" lexes as "$" then "("
+            continue
+        current.append(token)
+    # Command substitutions hidden inside words ("$(...)" in quotes, backticks).
+    for cmd in list(out):
+        for word in cmd.raw:
+            for inner in re.findall(r"\$\((.*)\)|`([^`]*)`", word):
+                text = inner[0] or inner[1]
+                nested = parse_commands(text) if text else []
+                if nested is None:
+                    return None
+                out.extend(nested)
+    return out
+
+
+def _simple(tokens: list[str], piped: bool) -> SimpleCommand:
+    redirects: list[str] = []
+    words: list[str] = []
+    i = 0
+    redirect_ops = (">", ">>", ">|", "&>", "&>>", ">&", "<", "<<", "<<<", "<>", "<&")
+    while i < len(tokens):
+        token = tokens[i]
+        if token.isdigit() and i + 1 < len(tokens) and tokens[i + 1] in redirect_ops:
+            i += 1  # the fd number of "2>&1" / "2> file"
+            continue
+        if token in (">", ">>", ">|", "&>", "&>>", ">&") and i + 1 < len(tokens):
+            target = tokens[i + 1]
+            if not (token == ">&" and target.isdigit()):
+                redirects.append(target)
+            i += 2
+            continue
+        if token in ("<", "<<", "<<<", "<>"):
+            i += 2
+            continue
+        words.append(token)
+        i += 1
+    wrapped: list[str] = []
+    while words:
+        head = words[0]
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", head):
+            words = words[1:]
+            continue
+        name = os.path.basename(head)
+        if name in _WRAPPERS:
+            wrapped.append(name)
+            words = words[1:]
+            # Skip the wrapper's own options and arguments (timeout 10, nice -n 5, env -i).
+            while words and (
+                words[0].startswith("-") or (name in ("timeout", "nice") and words[0][:1].isdigit())
+            ):
+                words = words[1:]
+            continue
+        break
+    if words:
+        words = [os.path.basename(words[0]), *words[1:]]
+    return SimpleCommand(words, tokens, redirects, piped, wrapped)
+
+
+def _flags(words: list[str]) -> set[str]:
+    flags: set[str] = set()
+    for word in words[1:]:
+        if word == "--":
+            break
+        if word.startswith("--"):
+            flags.add(word)
+        elif word.startswith("-") and len(word) > 1:
+            flags.update(f"-{c}" for c in word[1:])
+    return flags
+
+
+def _operands(words: list[str]) -> list[str]:
+    out: list[str] = []
+    after_dashdash = False
+    for word in words[1:]:
+        if word == "--" and not after_dashdash:
+            after_dashdash = True
+            continue
+        if after_dashdash or not word.startswith("-"):
+            out.append(word)
+    return out
+
+
+class _Paths:
+    def __init__(self, workspace: Path | None) -> None:
+        self.root = workspace.resolve() if workspace is not None else None
+
+    def outside(self, target: str, *, allow_tmp: bool = False) -> bool:
+        """Whether a path operand points outside the workspace (or cannot be known)."""
+        if target.startswith(("~", "$")) or "$(" in target or "`" in target:
+            return True
+        if allow_tmp and target.startswith("/"):
+            normal = os.path.normpath(target)
+            if any(normal == p or normal.startswith(p + "/") for p in _SAFE_WRITE_TARGETS):
+                return False
+        if self.root is None:
+            return target.startswith("/") or ".." in Path(target).parts
+        path = Path(target) if target.startswith("/") else self.root / target
+        resolved = Path(os.path.normpath(path))
+        return not (resolved == self.root or self.root in resolved.parents)
+
+    def is_root(self, target: str) -> bool:
+        if target in (".", "./", "*", "./*", ".*"):
+            return True
+        if self.root is None:
+            return False
+        path = Path(target) if target.startswith("/") else self.root / target
+        return Path(os.path.normpath(path)) == self.root
+
+
+def dangerous_reason(command: str, workspace: Path | None = None, _depth: int = 0) -> str | None:
+    """Why a shell command needs a person's approval even in auto mode, or None."""
+    if re.search(r":\s*\(\s*\)\s*\{.*\|.*&.*\}", command):
+        return "fork bomb"
+    commands = parse_commands(command)
+    if commands is None:
+        return "the command could not be parsed (unbalanced quotes?)"
+    paths = _Paths(workspace)
+    for cmd in commands:
+        reason = _dangerous_simple(cmd, paths, workspace, _depth)
+        if reason:
+            return reason
+    return None
+
+
+def _dangerous_simple(
+    cmd: SimpleCommand, paths: _Paths, workspace: Path | None, depth: int
+) -> str | None:
+    for target in cmd.redirects:
+        if paths.outside(target, allow_tmp=True):
+            return f"writes to {target} outside the workspace"
+    if any(w in ("sudo", "doas") for w in cmd.wrapped_by):
+        return "runs with elevated privileges (sudo)"
+    if not cmd.words:
+        return None
+    name, words = cmd.words[0], cmd.words
+    flags = _flags(words)
+    operands = _operands(words)
+    if name in ("su", "sudo", "doas", "pkexec"):
+        return "runs with elevated privileges"
+    if cmd.piped_into and (name in _SHELLS or (name in _INTERPRETERS and not operands)):
+        return f"pipes data into {name} (e.g. curl | sh runs downloaded code)"
+    if name in _SHELLS or name == "eval":
+        inner = None
+        if name == "eval":
+            inner = " ".join(words[1:])
+        elif "-c" in words:
+            index = words.index("-c")
+            inner = words[index + 1] if index + 1 < len(words) else None
+        if inner and depth < 4:
+            return dangerous_reason(inner, workspace, depth + 1)
+        return None
+    if name == "rm":
+        recursive = flags & {"-r", "-R", "--recursive"}
+        for target in operands:
+            if paths.outside(target):
+                return f"deletes {target}, outside the workspace"
+            if recursive and paths.is_root(target):
+                return "deletes the whole workspace"
+        if recursive and "--no-preserve-root" in flags:
+            return "rm --no-preserve-root"
+        return None
+    if name in ("mv", "cp", "rsync", "ln", "install") and any(
+        paths.outside(t, allow_tmp=True) for t in operands
+    ):
+        return f"{name} touches paths outside the workspace"
+    if name == "git" and len(words) > 1:
+        sub = words[1]
+        if sub == "reset" and "--hard" in words:
+            return "git reset --hard discards uncommitted changes"
+        if sub == "clean" and not flags & {"-n", "--dry-run"}:
+            return "git clean deletes untracked files"
+        if sub == "push" and flags & {
+            "-f",
+            "--force",
+            "--force-with-lease",
+            "--mirror",
+            "--delete",
+            "-d",
+        }:
+            return "force or delete push rewrites the remote"
+        if (
+            sub in ("checkout", "restore")
+            and any(t in (".", "--", ":/") for t in words[2:])
+            and "-b" not in flags
+        ):
+            return f"git {sub} discards uncommitted changes"
+        if sub == "branch" and "-D" in flags:
+            return "git branch -D deletes a branch"
+        if sub == "stash" and len(words) > 2 and words[2] in ("drop", "clear"):
+            return "git stash drop/clear loses stashed work"
+        if sub == "filter-branch" or (sub == "reflog" and "expire" in words):
+            return f"git {sub} rewrites history"
+    if name == "find" and (
+        "-delete" in words or any(w in ("-exec", "-execdir", "-ok") for w in words)
+    ):
+        if "-delete" in words:
+            return "find -delete deletes files"
+        exec_at = next(i for i, w in enumerate(words) if w in ("-exec", "-execdir", "-ok"))
+        if exec_at + 1 < len(words) and os.path.basename(words[exec_at + 1]) in (
+            "rm",
+            "shred",
+            "chmod",
+            "chown",
+            "mv",
+        ):
+            return f"find -exec {words[exec_at + 1]} changes many files"
+    if name == "dd":
+        return "dd writes raw data"
+    if name.startswith("mkfs") or name in (
+        "fdisk",
+        "sfdisk",
+        "parted",
+        "wipefs",
+        "mkswap",
+        "shred",
+        "losetup",
+    ):
+        return f"{name} can destroy disks or data"
+    if name in ("chmod", "chown", "chgrp") and flags & {"-R", "--recursive"}:
+        return f"{name} -R changes permissions recursively"
+    if name in ("chmod", "chown", "chgrp") and any(paths.outside(t) for t in operands[1:]):
+        return f"{name} outside the workspace"
+    if name in ("shutdown", "reboot", "halt", "poweroff", "init", "systemctl", "killall", "pkill"):
+        return f"{name} affects the whole machine"
+    if name == "kill" and any(
+        t in ("-1", "1") for t in operands + [w for w in words[1:] if w == "-1"]
+    ):
+        return "kill -1 kills every process"
+    if name in ("curl", "wget") and any(
+        t.startswith("/") and paths.outside(t, allow_tmp=True) for t in words
+    ):
+        return f"{name} writes outside the workspace"
+    if name.startswith("python") or name in ("perl", "ruby", "node"):
+        code_flag = {"python": "-c", "perl": "-e", "ruby": "-e", "node": "-e"}
+        key = "python" if name.startswith("python") else name
+        flag = code_flag[key]
+        for i, word in enumerate(words[1:-1], start=1):
+            if word == flag or (key == "perl" and word in ("-E",)):
+                code = words[i + 1]
+                if _PY_DANGER.search(code):
+                    return f"{name} {flag} code that deletes files or runs commands"
+    if name in ("truncate",) and any(paths.outside(t) for t in operands):
+        return "truncate outside the workspace"
+    return None
+
+
+# --- the policy --------------------------------------------------------------------------------
+
+
+def default_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "gemma-agent"
+
+
+def project_store(workspace: str | Path, config_dir: str | Path | None = None) -> Path:
+    """Where "always allow" answers of a project live: outside the project, keyed by its path."""
+    root = Path(workspace).resolve()
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", root.name) or "root"
+    base = Path(config_dir) if config_dir is not None else default_config_dir()
+    return base / "projects" / f"{safe}-{digest}" / "approvals.json"
+
+
+class ApprovalPolicy:
+    def __init__(
+        self,
+        mode: Mode = "ask",
+        rules: Iterable[Rule | str] = (),
+        *,
+        store: str | Path | None = None,
+        workspace: str | Path | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"approval mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.mode: Mode = mode
+        self.rules: list[Rule] = [r if isinstance(r, Rule) else Rule.parse(r) for r in rules]
+        self.store = Path(store) if store is not None else None
+        self.workspace = Path(workspace) if workspace is not None else None
+        self._lock = threading.Lock()
+        self.remembered: list[Rule] = self._load()
+
+    @classmethod
+    def for_project(
+        cls,
+        workspace: str | Path,
+        mode: Mode = "ask",
+        rules: Iterable[Rule | str] = (),
+        *,
+        config_dir: str | Path | None = None,
+    ) -> ApprovalPolicy:
+        return cls(mode, rules, store=project_store(workspace, config_dir), workspace=workspace)
+
+    def decide(self, tool: Tool, arguments: Mapping[str, Any]) -> Decision:
+        command = self._command(tool, arguments)
+        commands = parse_commands(command) if command is not None else None
+        rules = [*self.rules, *self.remembered]
+        for rule in rules:
+            if rule.action == "deny" and self._rule_hits(
+                rule, tool, command, commands, any_part=True
+            ):
+                return Decision("deny", f"denied by rule {rule}")
+        if self.mode == "yolo":
+            return Decision("allow", "yolo mode")
+        if self.mode == "read-only":
+            if tool.read_only:
+                return Decision("allow", "read-only tool")
+            return Decision("deny", f"read-only mode: {tool.name} may change files or run commands")
+        if command is not None:
+            reason = dangerous_reason(command, self.workspace)
+            if reason:
+                return Decision("ask", f"dangerous command: {reason}")
+        for rule in rules:
+            if rule.action == "ask" and self._rule_hits(
+                rule, tool, command, commands, any_part=True
+            ):
+                return Decision("ask", f"rule {rule} asks")
+        for rule in rules:
+            if rule.action == "allow" and self._rule_hits(
+                rule, tool, command, commands, any_part=False
+            ):
+                return Decision("allow", f"allowed by rule {rule}")
+        if self.mode == "auto" or tool.read_only:
+            return Decision("allow", "auto mode" if self.mode == "auto" else "read-only tool")
+        what = "run a shell command" if command is not None else f"use {tool.name}"
+        return Decision("ask", f"ask mode: approve to {what}")
+
+    def remember(self, tool: Tool, arguments: Mapping[str, Any]) -> list[Rule]:
+        """Always allow calls like this one from now on (saved to the project's store)."""
+        command = self._command(tool, arguments)
+        new: list[Rule] = []
+        if command is None:
+            new.append(Rule(tool.name))
+        else:
+            for cmd in parse_commands(command) or []:
+                if cmd.words:
+                    size = (
+                        2
+                        if cmd.words[0] in _TWO_WORD
+                        and len(cmd.words) > 1
+                        and not cmd.words[1].startswith("-")
+                        else 1
+                    )
+                    new.append(Rule(tool.name, "allow", shlex.join(cmd.words[:size])))
+        with self._lock:
+            for rule in new:
+                if rule not in self.remembered:
+                    self.remembered.append(rule)
+            self._save()
+        return new
+
+    def forget(self) -> None:
+        with self._lock:
+            self.remembered = []
+            self._save()
+
+    # internals
+
+    def _command(self, tool: Tool, arguments: Mapping[str, Any]) -> str | None:
+        if tool.shell_argument is None:
+            return None
+        value = arguments.get(tool.shell_argument) if isinstance(arguments, Mapping) else None
+        return value if isinstance(value, str) else ""
+
+    def _rule_hits(
+        self,
+        rule: Rule,
+        tool: Tool,
+        command: str | None,
+        commands: list[SimpleCommand] | None,
+        *,
+        any_part: bool,
+    ) -> bool:
+        if rule.prefix is None or command is None:
+            return rule.prefix is None and rule.tool in ("*", tool.name)
+        if not commands:
+            return False
+        hits = [rule.matches(tool, c.words) for c in commands]
+        return any(hits) if any_part else all(hits)
+
+    def _load(self) -> list[Rule]:
+        if self.store is None or not self.store.exists():
+            return []
+        try:
+            data = json.loads(self.store.read_text(encoding="utf-8"))
+            return [Rule(r["tool"], "allow", r.get("prefix")) for r in data.get("allow", [])]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"cannot read approvals from {self.store}: {exc}; fix or delete the file"
+            ) from exc
+
+    def _save(self) -> None:
+        if self.store is None:
+            return
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "version": 1,
+            "workspace": str(self.workspace.resolve()) if self.workspace else None,
+            "allow": [{"tool": r.tool, "prefix": r.prefix} for r in self.remembered],
+        }
+        tmp = self.store.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        os.replace(tmp, self.store)
+
+
+__all__ = [
+    "MODES",
+    "ApprovalPolicy",
+    "Decision",
+    "Rule",
+    "SimpleCommand",
+    "dangerous_reason",
+    "parse_commands",
+    "project_store",
+]

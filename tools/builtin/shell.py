@@ -1,0 +1,447 @@
+"""run_shell: bash in the workspace, sandboxed by bubblewrap when it can run.
+
+Sandbox (``bwrap`` on PATH and usable, probed once per process): the whole file system is
+mounted read-only, the workspace read-write, a private /tmp, new /dev and /proc, no network and
+private pid/ipc/uts namespaces; everything dies with the command. Without bwrap the command runs
+as a plain subprocess in its own session with resource limits (core dumps off, CPU time and file
+size capped) and a notice is given once.
+
+The command's stdout and stderr are merged and read as they come: memory stays bounded however
+much it prints (head and tail are kept; the whole output streams to the spill store). At the
+timeout, or when the call is cancelled, the whole process group and every descendant are killed.
+Background processes do not outlive the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import ConfigError
+from ..base import Tool, ToolContext, ToolError, ToolNotice, ToolOutput
+from ..spill import SpillStore, SpillWriter, join_capped
+
+logger = logging.getLogger("gemma_agent.tools")
+
+SandboxMode = Literal["auto", "bwrap", "none"]
+
+
+# --- sandbox detection -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxStatus:
+    available: bool
+    detail: str  # why not, when not
+
+
+_probe_lock = threading.Lock()
+_probe_result: SandboxStatus | None = None
+_fallback_logged = False
+
+
+def bwrap_args(workspace: Path, *, network: bool = False) -> list[str]:
+    """The bubblewrap command line (before the command) for a sandbox around ``workspace``."""
+    ws = str(workspace)
+    args = [
+        "bwrap",
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/tmp",
+        "--bind", ws, ws,  # after /tmp: the workspace may live under /tmp
+        "--chdir", ws,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--setenv", "TMPDIR", "/tmp",
+    ]  # fmt: skip
+    if network:
+        args.append("--share-net")
+    return args
+
+
+def sandbox_status(*, refresh: bool = False) -> SandboxStatus:
+    """Whether bwrap can run here (user namespaces may be off in containers). Probed once."""
+    global _probe_result
+    with _probe_lock:
+        if _probe_result is not None and not refresh:
+            return _probe_result
+        if shutil.which("bwrap") is None:
+            _probe_result = SandboxStatus(False, "bwrap is not installed (Debian: bubblewrap)")
+            return _probe_result
+        with tempfile.TemporaryDirectory(prefix="gemma-agent-probe-") as tmp:
+            try:
+                done = subprocess.run(
+                    [*bwrap_args(Path(tmp)), "--", "/bin/sh", "-c", "touch probe && test -f probe"],
+                    capture_output=True,
+                    timeout=15,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                )
+                ok = done.returncode == 0
+                detail = "" if ok else done.stderr.decode(errors="replace").strip()[:300]
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                ok, detail = False, str(exc)
+        _probe_result = SandboxStatus(ok, "" if ok else f"bwrap cannot run here: {detail}")
+        return _probe_result
+
+
+# --- process handling --------------------------------------------------------------------------
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        # The name is in parentheses and may contain spaces: parse after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """All processes below ``pid`` (children, grandchildren, ...), from /proc."""
+    if not os.path.isdir("/proc"):
+        return []
+    tree = _children_map()
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            if child not in out:
+                out.append(child)
+                todo.append(child)
+    return out
+
+
+def kill_tree(pid: int, *, leader_alive: bool = True) -> None:
+    """SIGKILL the process group led by ``pid`` and every descendant (even ones that setsid).
+
+    ``leader_alive=False`` when the leader has exited: its pid may be reaped (and reused), so
+    only its process group is signalled.
+    """
+    found = descendants(pid) if leader_alive else []
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for target in [pid, *found] if leader_alive else []:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class _Collector:
+    """Keeps at most ``cap`` characters of head + tail; the full text streams to the spill."""
+
+    def __init__(self, cap: int, store: SpillStore, label: str) -> None:
+        self.cap = cap
+        self.store = store
+        self.label = label
+        self.chunks: list[str] = []
+        self.size = 0
+        self.newlines = 0
+        self.head = ""
+        self.tail: deque[str] = deque()
+        self.tail_size = 0
+        self.writer: SpillWriter | None = None
+
+    def feed(self, text: str) -> None:
+        if not text:
+            return
+        self.size += len(text)
+        self.newlines += text.count("\n")
+        if self.writer is None:
+            self.chunks.append(text)
+            if self.size > self.cap:
+                whole = "".join(self.chunks)
+                self.chunks = []
+                self.writer = self.store.writer(label=self.label)
+                self.writer.write(whole)
+                self.head = whole[: self.cap // 2]
+                self._add_tail(whole[len(self.head) :])
+            return
+        self.writer.write(text)
+        self._add_tail(text)
+
+    def _add_tail(self, text: str) -> None:
+        budget = self.cap - len(self.head)
+        self.tail.append(text[-budget:])
+        self.tail_size += len(self.tail[-1])
+        while self.tail and self.tail_size - len(self.tail[0]) >= budget:
+            self.tail_size -= len(self.tail.popleft())
+
+    def result(self) -> tuple[str, str | None]:
+        if self.writer is None:
+            return "".join(self.chunks), None
+        self.writer.close()
+        tail = "".join(self.tail)
+        tail = tail[len(tail) - (self.cap - len(self.head)) :]
+        text = join_capped(self.head, tail, self.size, self.newlines, self.writer.id)
+        return text, self.writer.id
+
+
+class ShellArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(description="The bash command or script to run.", min_length=1)
+    timeout: int = Field(
+        default=120,
+        ge=1,
+        le=600,
+        description="Seconds before the command and everything it started are killed.",
+    )
+
+
+_DESCRIPTION = """Run a bash command in the workspace folder and return its exit code and output.
+
+stdout and stderr are merged; long output keeps its beginning and end (the middle can be read with
+recall_output). The command is killed with everything it started when the timeout passes.
+Background processes do not outlive the command. Commands cannot read from stdin: pass
+non-interactive flags (e.g. `-y`, `--no-pager`)."""
+
+
+class RunShell(Tool):
+    """The ``run_shell`` tool; one instance per configuration (sandbox, network, limits)."""
+
+    name = "run_shell"
+    description = _DESCRIPTION
+    Args = ShellArgs
+    shell_argument = "command"
+    sequential = True  # commands share the workspace (builds, git's index lock)
+    timeout = 630.0  # above the largest per-command timeout: the tool stops itself first
+    max_output_chars = 16_000
+
+    def __init__(
+        self,
+        *,
+        sandbox: SandboxMode = "auto",
+        network: bool = False,
+        output_chars: int = 16_000,
+        cpu_seconds: int | None = None,
+        max_file_bytes: int = 4 * 1024**3,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        if sandbox not in ("auto", "bwrap", "none"):
+            raise ConfigError(f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r}")
+        super().__init__()
+        if sandbox == "bwrap":
+            status = sandbox_status()
+            if not status.available:
+                raise ConfigError(
+                    f"run_shell was configured with sandbox='bwrap' but {status.detail}; "
+                    "install bubblewrap or use sandbox='auto'"
+                )
+        self.sandbox: SandboxMode = sandbox
+        self.network = network
+        self.output_chars = output_chars
+        self.max_output_chars = output_chars + 1_000  # the registry never cuts again
+        self.cpu_seconds = cpu_seconds
+        self.max_file_bytes = max_file_bytes
+        self.extra_env = dict(env or {})
+        self._notified = False
+
+    async def _use_bwrap(self, ctx: ToolContext[Any]) -> bool:
+        if self.sandbox == "none":
+            return False
+        status = await asyncio.to_thread(sandbox_status)
+        if status.available:
+            return True
+        if self.sandbox == "bwrap":
+            raise ToolError(f"the sandbox stopped working: {status.detail}")
+        if not self._notified:
+            self._notified = True
+            message = (
+                f"run_shell is not sandboxed: {status.detail}. Commands run as plain subprocesses "
+                "with resource limits."
+            )
+            global _fallback_logged
+            if not _fallback_logged:
+                _fallback_logged = True
+                logger.warning(message)
+            ctx.emit(ToolNotice(message, "warning"))
+        return False
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "TERM": "dumb",
+                "NO_COLOR": "1",
+                "PAGER": "cat",
+                "GIT_PAGER": "cat",
+                "GIT_TERMINAL_PROMPT": "0",
+                "PYTHONUNBUFFERED": "1",
+                "DEBIAN_FRONTEND": "noninteractive",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _limited(self, command: str, timeout: int) -> list[str]:
+        # Resource limits are set by the shell (setrlimit through `ulimit`) before it execs the
+        # command: safe in a threaded process, unlike preexec_fn.
+        cpu = self.cpu_seconds or timeout + 30
+        blocks = max(1, self.max_file_bytes // 1024)
+        prelude = (
+            f"ulimit -S -c 0 2>/dev/null; ulimit -S -t {cpu} 2>/dev/null; "
+            f'ulimit -S -f {blocks} 2>/dev/null; exec /bin/bash -c "$1"'
+        )
+        return ["/bin/bash", "-c", prelude, "run_shell", command]
+
+    async def execute(self, args: ShellArgs, ctx: ToolContext[Any]) -> ToolOutput:
+        workspace = ctx.files.root
+        sandboxed = await self._use_bwrap(ctx)
+        if sandboxed:
+            argv = [
+                *bwrap_args(workspace, network=self.network),
+                "--",
+                *self._limited(args.command, args.timeout),
+            ]
+        else:
+            argv = self._limited(args.command, args.timeout)
+        # Our own pipe rather than asyncio's: proc.wait() then waits for the process only, and
+        # we decide when to stop reading (a background child may hold the write end).
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=workspace,
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            raise ToolError(f"cannot start bash: {exc}") from None
+        finally:
+            os.close(write_fd)
+        collector = _Collector(self.output_chars, ctx.spill, f"run_shell: {args.command[:80]}")
+        reader = asyncio.create_task(_pump(read_fd, collector))  # owns read_fd
+        timed_out = False
+        try:
+            try:
+                async with asyncio.timeout(args.timeout):
+                    await proc.wait()
+            except TimeoutError:
+                timed_out = True
+            # At the timeout everything goes; after a normal exit, background jobs still in
+            # the process group go (the leader is reaped: only its group is signalled).
+            kill_tree(proc.pid, leader_alive=proc.returncode is None)
+            await proc.wait()
+            if not await _finished(reader, 2.0):
+                # Something that left the group (setsid) still holds our pipe: find it by the
+                # pipe itself and stop it.
+                for pid in pipe_holders(read_fd):
+                    kill_tree(pid)
+                await _finished(reader, 2.0)
+        finally:
+            if not reader.done() or proc.returncode is None:
+                # Cancelled (run stopped or the registry's timeout): nothing may outlive us.
+                if proc.returncode is None:
+                    kill_tree(proc.pid)
+                reader.cancel()
+                _orphans.add(reader)
+                reader.add_done_callback(_orphans.discard)
+        output, spill_id = collector.result()
+        if timed_out:
+            output += f"\n[killed: the command ran longer than its {args.timeout} s timeout]"
+        result: dict[str, Any] = {
+            "exit_code": proc.returncode,
+            "output": output if output.strip() else "(no output)",
+        }
+        if timed_out:
+            result["timed_out"] = True
+        return ToolOutput(result, spill_id)
+
+
+async def _finished(task: asyncio.Task[None], seconds: float) -> bool:
+    """Wait for a task without cancelling it when the time is up."""
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    return bool(done)
+
+
+def pipe_holders(fd: int) -> list[int]:
+    """Processes (other than us) with the other end of the pipe ``fd`` open, from /proc."""
+    target = f"pipe:[{os.fstat(fd).st_ino}]"
+    me = os.getpid()
+    holders = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            links = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for link in links:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{link}") == target:
+                    holders.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return holders
+
+
+async def _pump(fd: int, collector: _Collector) -> None:
+    """Read the merged output until EOF; closes ``fd`` when done or cancelled."""
+    loop = asyncio.get_running_loop()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    readable = asyncio.Event()
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            # One chunk per wake-up: the selector is level-triggered, so a busy pipe wakes us
+            # again next iteration and other tasks (and the timeout) still get their turn.
+            await readable.wait()
+            readable.clear()
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                collector.feed(decoder.decode(b"", final=True))
+                return
+            collector.feed(decoder.decode(chunk))
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+_orphans: set[asyncio.Task[None]] = set()  # cancelled readers, kept alive until they finish
+
+
+__all__ = [
+    "RunShell",
+    "SandboxStatus",
+    "ShellArgs",
+    "bwrap_args",
+    "descendants",
+    "kill_tree",
+    "sandbox_status",
+]
