@@ -1,0 +1,1039 @@
+"""Parse Gemma 4 model output: reasoning, content and tool calls, whole or streamed.
+
+One state machine (FORMAT.md §8.3) serves both entry points: :func:`parse_output` feeds it the
+whole text, :class:`StreamParser` feeds it deltas (text, or token ids so that control tokens are
+recognised by id, §9.4). Every decision depends only on the output seen so far, never on how it
+was split, so ``StreamParser.finish()`` equals ``parse_output`` of the whole text for every split
+point. Work is linear in the output: a delta is scanned once (control markers, and brackets only
+outside strings), and each call is parsed once when it ends.
+
+Robustness (§8.4): empty/ghost thought blocks, labels, stray markers, missing ``call:``,
+parentheses, calls ended by ``<turn|>``/``<eos>``/end of output, truncation (incomplete calls are
+flagged, never dropped silently), bare values, whitespace, quoted keys, duplicate keys, unknown
+tools and schema mismatches (reported in ``ParsedToolCall.error``). Nothing here raises on model
+output.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import tokens as T
+from .schema import normalize_schema
+from .tokens import Tokenizer
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------
+# Results and events
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToolCall:
+    """One tool call. ``complete`` is False when its body was cut off (never execute it);
+    ``error`` says why the arguments could not be parsed or coerced (send it back to the model).
+    ``raw`` is the call text as generated (``call:NAME{...}``)."""
+
+    name: str
+    arguments: dict[str, Any]
+    complete: bool
+    raw: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedOutput:
+    """The authoritative parse of one generation.
+
+    ``stop`` is the stop marker seen (``<turn|>``, ``<|tool_response>``, ``<eos>``, ``<|turn>``)
+    or None when the output just ended (cut off, or a text without its stop token).
+    ``complete`` is False when the output was cut off inside a call or (without a stop marker)
+    inside the reasoning. ``reasoning_as_content``: the answer was written inside a never-closed
+    thought channel and is exposed as ``content`` too (§8.4 #18).
+    """
+
+    reasoning: str | None
+    content: str
+    tool_calls: list[ParsedToolCall] = field(default_factory=list)
+    complete: bool = True
+    stop: str | None = None
+    reasoning_as_content: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    index: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallArgsDelta:
+    """Raw argument text as generated (Gemma syntax, strings delimited by ``<|"|>``);
+    provisional, for display. The parsed arguments arrive in :class:`ToolCallEnd`."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEnd:
+    index: int
+    call: ParsedToolCall
+
+
+ParseEvent = ReasoningDelta | ContentDelta | ToolCallStart | ToolCallArgsDelta | ToolCallEnd
+
+
+def _coalesce(events: list[ParseEvent]) -> list[ParseEvent]:
+    """Merge adjacent text deltas of the same kind (and call) produced by one feed: a feed
+    yields at most one delta per run, however many tokens or markers it held."""
+    if len(events) < 2:
+        return events
+    out: list[ParseEvent] = []
+    texts: list[str] = []
+    key: tuple[type, int] | None = None
+    for event in events:
+        kind = type(event)
+        this: tuple[type, int] | None
+        if kind is ToolCallArgsDelta:
+            this = (kind, event.index)  # type: ignore[union-attr]
+        elif kind is ContentDelta or kind is ReasoningDelta:
+            this = (kind, 0)
+        else:
+            this = None
+        if this is not None and this == key:
+            texts.append(event.text)  # type: ignore[union-attr]
+            continue
+        if len(texts) > 1:
+            out[-1] = _with_text(out[-1], "".join(texts))
+        texts = [event.text] if this is not None else []  # type: ignore[union-attr]
+        key = this
+        out.append(event)
+    if len(texts) > 1:
+        out[-1] = _with_text(out[-1], "".join(texts))
+    return out
+
+
+def _with_text(event: ParseEvent, text: str) -> ParseEvent:
+    if isinstance(event, ToolCallArgsDelta):
+        return ToolCallArgsDelta(event.index, text)
+    if isinstance(event, ContentDelta):
+        return ContentDelta(text)
+    return ReasoningDelta(text)
+
+
+def _fast_init(cls: type) -> None:
+    """Streaming creates one event per token: set the slots directly instead of going through
+    the frozen ``object.__setattr__`` detour (2-3x cheaper; instances stay immutable)."""
+    setters = [getattr(cls, name).__set__ for name in cls.__slots__]  # type: ignore[attr-defined]
+    if len(setters) == 1:
+        (set_a,) = setters
+
+        def init1(self: Any, a: Any) -> None:
+            set_a(self, a)
+
+        cls.__init__ = init1  # type: ignore[misc]
+    else:
+        set_a, set_b = setters
+
+        def init2(self: Any, a: Any, b: Any) -> None:
+            set_a(self, a)
+            set_b(self, b)
+
+        cls.__init__ = init2  # type: ignore[misc]
+
+
+for _cls in (ReasoningDelta, ContentDelta, ToolCallArgsDelta):
+    _fast_init(_cls)
+
+# ---------------------------------------------------------------------------------------------
+# Lexing constants
+
+_ALL_MARKERS = sorted(T.CONTROL_TOKENS, key=len, reverse=True)
+_MARKER_RE = re.compile("|".join(re.escape(m) for m in _ALL_MARKERS))
+_MAX_MARKER = max(len(m) for m in _ALL_MARKERS)
+_PARTIAL = frozenset(m[:i] for m in _ALL_MARKERS for i in range(1, len(m)))
+_MARKER_SET = frozenset(_ALL_MARKERS)
+_CACHE_MAX = 4096  # distinct delta texts whose events are reused, per kind
+_STOPS = frozenset({T.TURN_CLOSE, T.EOS, T.TOOL_RESPONSE_OPEN, T.TURN_OPEN})
+_LABEL = "thought\n"
+
+_OPENER_RE = re.compile(r"[{(]")
+_BRACKET_RE = re.compile(r"[{}\[\]()]")
+_TOKEN_RE = re.compile(r"[{}\[\]():,]|[^{}\[\]():,]+")
+_NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_LOOSE_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN_CALL_RE = re.compile(r"(?:<call>|(?<![\w])call:)\s*([A-Za-z_][\w.\-]*)\s*(?=[{(])")
+
+_CONTENT, _REASONING, _CALL, _DONE = 0, 1, 2, 3
+
+# ---------------------------------------------------------------------------------------------
+# Argument parsing (FORMAT.md §8.5)
+
+
+class _Bare:
+    """An unquoted scalar; its raw text is kept until the schema decides its type (A3/A4)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: str) -> None:
+        self.raw = raw
+
+
+def _bare_default(raw: str) -> Any:
+    if raw == "true":
+        return True
+    if raw == "false":
+        return False
+    if raw == "null":
+        return None
+    if _NUMBER_RE.fullmatch(raw):
+        try:
+            if "." in raw or "e" in raw or "E" in raw:
+                return float(raw)
+            return int(raw)
+        except (ValueError, OverflowError):
+            return raw
+    return raw
+
+
+def _split_name(head: str) -> str:
+    name = head.strip()
+    for prefix in ("call:", ":"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :].strip()
+            break
+    return name.replace(T.STR, "").strip()
+
+
+_KEY, _COLON, _VALUE, _BARE, _AFTER = range(5)
+
+
+class _Frame:
+    __slots__ = ("bare", "box", "is_map", "key", "state")
+
+    def __init__(self, box: dict[str, Any] | list[Any] | None, is_map: bool) -> None:
+        self.box = box  # None: junk container, parsed but not kept
+        self.is_map = is_map
+        self.key: str | None = None
+        self.state = _KEY if is_map else _VALUE
+        self.bare: list[str] = []
+
+    def put(self, value: Any) -> None:
+        box = self.box
+        if box is None:
+            return
+        if isinstance(box, dict):
+            key = self.key if self.key is not None else ""
+            if key in box:
+                log.debug("duplicate argument key %r: the last value wins", key)
+            box[key] = value
+        else:
+            box.append(value)
+
+    def end_bare(self) -> None:
+        if self.state == _BARE:
+            raw = "".join(self.bare).strip()
+            self.bare = []
+            if raw:
+                self.put(_Bare(raw))
+
+
+def _parse_body(runs: Sequence[str]) -> tuple[str, dict[str, Any], bool]:
+    """Parse ``NAME{...}`` split into runs (odd runs are string contents). Returns the name, the
+    arguments (raw: bare scalars as _Bare) and whether the body closed."""
+    head = runs[0]
+    opener = _OPENER_RE.search(head)
+    if opener is None:
+        return _split_name(head), {}, False
+    name = _split_name(head[: opener.start()])
+    args: dict[str, Any] = {}
+    stack = [_Frame(args, True)]
+    unterminated = len(runs) % 2 == 0
+    for index, run in enumerate(runs):
+        if index % 2:
+            if unterminated and index == len(runs) - 1:
+                break  # truncated inside a string: the call is incomplete
+            tokens: Iterable[str] = (run,)
+            is_string = True
+        else:
+            tokens = _TOKEN_RE.findall(run, opener.end()) if index == 0 else _TOKEN_RE.findall(run)
+            is_string = False
+        for tok in tokens:
+            top = stack[-1]
+            state = top.state
+            if is_string:
+                if state == _KEY and top.is_map:
+                    top.key, top.state = tok, _COLON
+                elif state == _VALUE:
+                    top.put(tok)
+                    top.state = _AFTER
+                elif state == _BARE:
+                    top.bare.append(tok)
+                continue
+            c = tok if len(tok) == 1 else "w"
+            if c in "{([":
+                keep = state in (_VALUE, _BARE, _COLON)
+                if state == _BARE:
+                    top.bare = []
+                child_box: dict[str, Any] | list[Any] | None = (
+                    ({} if c != "[" else []) if keep else None
+                )
+                if keep and top.box is not None:
+                    top.put(child_box)
+                elif top.box is None:
+                    child_box = None
+                top.state = _AFTER
+                stack.append(_Frame(child_box, c != "["))
+            elif c in "})]":
+                top.end_bare()
+                stack.pop()
+                if not stack:
+                    return name, args, True
+            elif c == ",":
+                top.end_bare()
+                top.state = _KEY if top.is_map else _VALUE
+                top.key = None if top.is_map else top.key
+            elif c == ":":
+                if state == _COLON:
+                    top.state = _VALUE
+                elif state == _BARE:
+                    top.bare.append(":")
+                elif state == _VALUE:
+                    top.bare, top.state = [":"], _BARE
+                elif state == _KEY:
+                    top.key, top.state = "", _VALUE
+            else:  # a word
+                if state == _BARE:
+                    top.bare.append(tok)
+                elif not tok.strip():
+                    continue
+                elif state == _KEY:
+                    top.key, top.state = tok.strip(), _COLON
+                elif state == _VALUE:
+                    top.bare, top.state = [tok], _BARE
+    for frame in reversed(stack):
+        frame.end_bare()
+    return name, args, False
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema coercion (A3/A4)
+
+
+def _schema_type(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    return kind if isinstance(kind, str) else ""
+
+
+def _to_number(text: str, integer: bool) -> Any:
+    text = text.strip()
+    if not _LOOSE_NUMBER_RE.fullmatch(text):
+        return None
+    try:
+        if integer:
+            if re.fullmatch(r"[+-]?[0-9]+", text):
+                return int(text)
+            value = float(text)
+            return int(value) if value.is_integer() else None
+        if re.fullmatch(r"[+-]?[0-9]+", text):
+            return int(text)
+        return float(text)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _coerce(value: Any, schema: Mapping[str, Any] | None, path: str, errors: list[str]) -> Any:
+    if schema is None or not isinstance(schema, Mapping):
+        return _plain_value(value)
+    kind = _schema_type(schema)
+    if isinstance(value, _Bare):
+        raw = value.raw
+        if raw == "null":
+            return None
+        if kind == "string":
+            return raw
+        if kind in ("integer", "number"):
+            number = _to_number(raw, kind == "integer")
+            if number is None:
+                errors.append(f"{path}: expected {kind}, got {raw!r}")
+                return _bare_default(raw)
+            return number
+        if kind == "boolean":
+            if raw.lower() in ("true", "false"):
+                return raw.lower() == "true"
+            errors.append(f"{path}: expected boolean, got {raw!r}")
+            return _bare_default(raw)
+        value = _bare_default(raw)
+        if kind in ("array", "object") and value is not None:
+            errors.append(f"{path}: expected {kind}, got {raw!r}")
+        return value
+    if isinstance(value, str):
+        if kind in ("integer", "number"):
+            number = _to_number(value, kind == "integer")
+            if number is None:
+                errors.append(f"{path}: expected {kind}, got the string {value!r}")
+                return value
+            return number
+        if kind == "boolean":
+            if value.strip().lower() in ("true", "false"):
+                return value.strip().lower() == "true"
+            errors.append(f"{path}: expected boolean, got the string {value!r}")
+        elif kind in ("array", "object"):
+            errors.append(f"{path}: expected {kind}, got a string")
+        return value
+    if isinstance(value, dict):
+        if kind not in ("object", ""):
+            errors.append(f"{path}: expected {kind}, got an object")
+            return _plain_value(value)
+        return _coerce_object(value, schema, path, errors)
+    if isinstance(value, list):
+        if kind not in ("array", ""):
+            errors.append(f"{path}: expected {kind}, got an array")
+            return _plain_value(value)
+        items = schema.get("items")
+        items = items if isinstance(items, Mapping) else None
+        return [_coerce(v, items, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+    return value
+
+
+def _coerce_object(
+    value: dict[str, Any], schema: Mapping[str, Any], path: str, errors: list[str]
+) -> dict[str, Any]:
+    props = schema.get("properties")
+    props = props if isinstance(props, Mapping) else {}
+    required = schema.get("required")
+    required = required if isinstance(required, list) else []
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        sub = props.get(key)
+        where = f"{path}.{key}" if path else key
+        coerced = _coerce(item, sub if isinstance(sub, Mapping) else None, where, errors)
+        if coerced is None and isinstance(sub, Mapping) and not sub.get("nullable"):
+            if key in required:
+                errors.append(f"{where}: is required and cannot be null")
+            else:
+                continue  # null for an optional, non-nullable argument: treat as omitted
+        out[key] = coerced
+    return out
+
+
+def _plain_value(value: Any) -> Any:
+    """Bare scalars to their A3 values, in place and without recursion (nesting is unbounded)."""
+    if isinstance(value, _Bare):
+        return _bare_default(value.raw)
+    stack = [value] if isinstance(value, dict | list) else []
+    while stack:
+        box = stack.pop()
+        pairs = list(box.items()) if isinstance(box, dict) else list(enumerate(box))
+        for key, item in pairs:
+            if isinstance(item, _Bare):
+                box[key] = _bare_default(item.raw)
+            elif isinstance(item, dict | list):
+                stack.append(item)
+    return value
+
+
+def _tool_schemas(tools: Iterable[Any] | None) -> dict[str, dict[str, Any]] | None:
+    """name -> normalized parameters schema, from declarations, bare functions or Tool objects."""
+    if tools is None:
+        return None
+    schemas: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        decl = getattr(tool, "declaration", None)
+        if callable(decl):
+            tool = decl()
+        if isinstance(tool, Mapping):
+            fn = tool.get("function", tool)
+            name, params = fn.get("name"), fn.get("parameters")
+        else:
+            name, params = getattr(tool, "name", None), getattr(tool, "parameters", None)
+        if not isinstance(name, str):
+            continue
+        try:
+            schemas[name] = normalize_schema(params)
+        except Exception:  # a broken schema must not break parsing: parse without it
+            log.warning("tool %r: unusable parameter schema; its arguments are not coerced", name)
+            schemas[name] = {}
+    return schemas
+
+
+def _finish_call(
+    runs: list[str], raw: str, schemas: dict[str, dict[str, Any]] | None
+) -> ParsedToolCall:
+    name, args, closed = _parse_body(runs)
+    errors: list[str] = []
+    if schemas is None:
+        arguments = _plain_value(args)
+    elif name in schemas:
+        arguments = (
+            _coerce_object(args, schemas[name], "", errors) if schemas[name] else _plain_value(args)
+        )
+    else:
+        arguments = _plain_value(args)
+        known = ", ".join(sorted(schemas)) or "none"
+        errors.append(f"unknown tool {name!r}; available tools: {known}")
+    if not closed:
+        errors.insert(0, "the call was cut off before its arguments were closed")
+    return ParsedToolCall(name, arguments, closed, raw, "; ".join(errors) or None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The state machine
+
+
+class _Call:
+    __slots__ = ("closed", "depth", "head", "in_str", "index", "opened", "run", "runs", "started")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.run: list[str] = []  # the current run (string contents when in_str)
+        self.runs: list[list[str]] = [self.run]
+        self.head: list[str] = []
+        self.in_str = False
+        self.opened = False
+        self.closed = False
+        self.depth = 0
+        self.started = False
+
+
+def _initial_mode(prompt_tail: str) -> int:
+    """I4: REASONING iff the last of these markers in the prompt is ``<|channel>``."""
+    opened = prompt_tail.rfind(T.CHANNEL_OPEN)
+    if opened < 0:
+        return _CONTENT
+    others = (T.CHANNEL_CLOSE, T.TOOL_CALL_OPEN, T.TURN_OPEN, T.TOOL_RESPONSE_OPEN)
+    return _REASONING if opened > max(prompt_tail.rfind(m) for m in others) else _CONTENT
+
+
+class StreamParser:
+    """Incremental Gemma 4 output parser (one instance per request, FORMAT.md I3).
+
+    ``feed_text`` recognises control tokens by string (a marker split across deltas is held
+    back); ``feed_ids`` by id (needs ``tokenizer``; ordinary ids are decoded incrementally).
+    Both return the events the delta completes. :meth:`finish` returns the authoritative
+    :class:`ParsedOutput`, equal to ``parse_output`` of the whole output. ``prompt_tail`` (text,
+    or ``prompt_tail_ids`` with a tokenizer) sets the initial state (I4): a prompt ending in an
+    open ``<|channel>thought\\n`` starts in reasoning. ``thinking``: enable_thinking of the
+    request (a bare leading ``thought\\n`` then opens reasoning, §8.4 #3).
+    """
+
+    def __init__(
+        self,
+        tools: Iterable[Any] | None = None,
+        *,
+        thinking: bool = False,
+        prompt_tail: str = "",
+        tokenizer: Tokenizer | None = None,
+        prompt_tail_ids: Sequence[int] | None = None,
+    ) -> None:
+        self._schemas = _tool_schemas(tools)
+        self._thinking = thinking
+        self._tokenizer = tokenizer
+        self._decoder = tokenizer.new_decoder() if tokenizer is not None else None
+        if prompt_tail_ids is not None:
+            if tokenizer is None:
+                raise ValueError("prompt_tail_ids needs a tokenizer")
+            prompt_tail = "".join(
+                m for m in (tokenizer.control_marker(i) for i in prompt_tail_ids[-64:]) if m
+            )
+        self._mode = _initial_mode(prompt_tail)
+        self._pending = ""  # a partial marker held back (text mode)
+        self._result: ParsedOutput | None = None
+        self._stop: str | None = None
+        self._structure = self._mode == _REASONING  # any channel/call seen (for §8.4 #4)
+        # start of output in CONTENT: a bare "thought\n" label may be coming (§8.4 #3)
+        self._start: str | None = "" if self._mode == _CONTENT else None
+        # content
+        self._content: list[str] = []
+        self._c_started = False
+        self._c_hold = ""
+        self._stray_close: int | None = None  # content chunks before it are reasoning (#4)
+        # reasoning: raw text of each thought segment
+        self._segments: list[list[str]] = []
+        self._label: str | None = None  # label buffer while the "thought\n" label is undecided
+        self._r_hold = ""
+        self._r_emitted = False  # this segment emitted text
+        self._r_any = False  # an earlier segment emitted text
+        self._open_reasoning_at_end = False
+        if self._mode == _REASONING:
+            self._begin_segment()
+        # calls
+        self._call: _Call | None = None
+        self._calls: list[ParsedToolCall] = []
+        # Events are immutable values: one per distinct delta text is reused (tokens recur).
+        self._args_cache: dict[str, ToolCallArgsDelta] = {}  # of the current call
+        self._content_cache: dict[str, ContentDelta] = {}
+        self._reasoning_cache: dict[str, ReasoningDelta] = {}
+
+    # -- public ---------------------------------------------------------------------------
+
+    def feed_text(self, text: str) -> list[ParseEvent]:
+        if "<" not in text and not self._pending and text:
+            # Fast paths for the common token: plain text in a steady state. Each returns at
+            # most one event, reused from a small cache when the same text recurs (tokens do).
+            call = self._call
+            if call is not None:
+                if call.in_str:  # inside a string argument: the bulk of tool-heavy output
+                    call.run.append(text)
+                    cache = self._args_cache
+                    event = cache.get(text)
+                    if event is None:
+                        event = ToolCallArgsDelta(call.index, text)
+                        if len(cache) < _CACHE_MAX:
+                            cache[text] = event
+                    return [event]
+            elif self._mode == _CONTENT:
+                if self._start is None and self._c_started:
+                    self._content.append(text)
+                    if self._c_hold:
+                        text = self._c_hold + text
+                    kept = text.rstrip()
+                    self._c_hold = text[len(kept) :]
+                    return [self._content_event(kept)] if kept else []
+            elif self._mode == _REASONING:
+                if self._label is None and self._r_emitted:
+                    self._segments[-1].append(text)
+                    if self._r_hold:
+                        text = self._r_hold + text
+                    if text[-1] == "\n":  # one trailing newline belongs to the layout
+                        self._r_hold = "\n"
+                        text = text[:-1]
+                    else:
+                        self._r_hold = ""
+                    return [self._reasoning_event(text)] if text else []
+            elif self._mode == _DONE:
+                return []
+            events: list[ParseEvent] = []
+            self._text(text, events)
+            return events
+        if self._mode == _DONE or not text:
+            return []
+        if not self._pending and text in _MARKER_SET:  # a control token on its own
+            events = []
+            self._marker(text, events)
+            return _coalesce(events)
+        return _coalesce(self._scan(text))
+
+    def _scan(self, text: str) -> list[ParseEvent]:
+        """Feed text that may hold markers (the general path: a marker split across deltas is
+        held back in ``_pending``)."""
+        events: list[ParseEvent] = []
+        if self._pending:
+            text = self._pending + text
+            self._pending = ""
+        pos = 0
+        for mo in _MARKER_RE.finditer(text):
+            if mo.start() > pos:
+                self._text(text[pos : mo.start()], events)
+            self._marker(mo.group(0), events)
+            if self._mode == _DONE:
+                return events
+            pos = mo.end()
+        lt = text.rfind("<", max(pos, len(text) - _MAX_MARKER + 1))
+        if lt >= 0 and text[lt:] in _PARTIAL:
+            self._pending = text[lt:]
+            end = lt
+        else:
+            end = len(text)
+        if end > pos:
+            self._text(text[pos:end], events)
+        return events
+
+    def _content_event(self, text: str) -> ContentDelta:
+        cache = self._content_cache
+        event = cache.get(text)
+        if event is None:
+            event = ContentDelta(text)
+            if len(cache) < _CACHE_MAX:
+                cache[text] = event
+        return event
+
+    def _reasoning_event(self, text: str) -> ReasoningDelta:
+        cache = self._reasoning_cache
+        event = cache.get(text)
+        if event is None:
+            event = ReasoningDelta(text)
+            if len(cache) < _CACHE_MAX:
+                cache[text] = event
+        return event
+
+    def feed_ids(self, ids: Iterable[int]) -> list[ParseEvent]:
+        if self._tokenizer is None or self._decoder is None:
+            raise ValueError("feed_ids needs StreamParser(tokenizer=...)")
+        events: list[ParseEvent] = []
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self._text(pending, events)
+        marker_of = self._tokenizer.control_marker
+        step = self._decoder.step
+        buf: list[str] = []
+        for token_id in ids:
+            if self._mode == _DONE:
+                break
+            marker = marker_of(token_id)
+            if marker is None:
+                piece = step(token_id)
+                if piece:
+                    buf.append(piece)
+                continue
+            if buf:
+                self._text("".join(buf), events)
+                buf = []
+            self._marker(marker, events)
+        if buf and self._mode != _DONE:
+            self._text("".join(buf), events)
+        return events
+
+    def finish(self) -> ParsedOutput:
+        if self._result is None:
+            events: list[ParseEvent] = []
+            if self._pending:
+                pending, self._pending = self._pending, ""
+                self._text(pending, events)
+            if self._mode != _DONE:
+                self._end(None, events)
+            self._result = self._build()
+        return self._result
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def _text(self, text: str, events: list[ParseEvent]) -> None:
+        mode = self._mode
+        if mode == _CALL:
+            self._call_text(text, events)
+        elif mode == _REASONING:
+            self._reasoning_text(text, events)
+        elif mode == _CONTENT:
+            if self._start is not None:
+                self._start_text(text, events)
+            else:
+                self._content_text(text, events)
+
+    def _marker(self, marker: str, events: list[ParseEvent]) -> None:
+        mode = self._mode
+        if mode == _DONE:
+            return
+        if self._start is not None:
+            self._decide_start(events, final=True)
+            mode = self._mode
+        if marker in _STOPS:
+            self._end(marker, events)
+        elif mode == _CALL:
+            self._call_marker(marker, events)
+        elif mode == _REASONING:
+            if marker == T.CHANNEL_CLOSE:
+                self._end_segment(events)
+                self._mode = _CONTENT
+            elif marker == T.TOOL_CALL_OPEN:
+                self._end_segment(events)
+                self._begin_call()
+            elif marker == T.STR:
+                self._reasoning_text(marker, events)
+            else:
+                log.debug("dropped %s inside reasoning", marker)
+        else:  # CONTENT
+            if marker == T.CHANNEL_OPEN:
+                self._structure = True
+                self._mode = _REASONING
+                self._begin_segment()
+            elif marker == T.TOOL_CALL_OPEN:
+                self._structure = True
+                self._begin_call()
+            elif marker == T.CHANNEL_CLOSE:
+                if not self._structure:  # §8.4 #4: the text so far was reasoning
+                    self._structure = True
+                    self._stray_close = len(self._content)
+                log.debug("dropped a stray <channel|>")
+            elif marker == T.STR:
+                self._content_text(marker, events)
+            else:
+                log.debug("dropped %s in content", marker)
+
+    def _end(self, stop: str | None, events: list[ParseEvent]) -> None:
+        if self._start is not None:
+            self._decide_start(events, final=True)
+        if self._mode == _CALL:
+            self._end_call(events)
+        elif self._mode == _REASONING:
+            self._open_reasoning_at_end = True
+            self._end_segment(events)
+        self._stop = stop
+        self._mode = _DONE
+
+    # -- start of output (§8.4 #3) ------------------------------------------------------------
+
+    def _start_text(self, text: str, events: list[ParseEvent]) -> None:
+        self._start = (self._start or "") + text
+        self._decide_start(events, final=False)
+
+    def _decide_start(self, events: list[ParseEvent], *, final: bool) -> None:
+        buf = self._start or ""
+        if not final and len(buf) < len(_LABEL) and _LABEL.startswith(buf):
+            return  # still undecided
+        self._start = None
+        if buf.startswith(_LABEL):
+            if self._thinking:
+                self._structure = True
+                self._mode = _REASONING
+                self._begin_segment()
+                self._reasoning_text(buf, events)  # the label is stripped there
+                return
+            buf = buf[len(_LABEL) :]
+        if buf:
+            self._content_text(buf, events)
+
+    # -- content ------------------------------------------------------------------------------
+
+    def _content_text(self, text: str, events: list[ParseEvent]) -> None:
+        self._content.append(text)
+        if not self._c_started:
+            text = text.lstrip()
+            if not text:
+                return
+            self._c_started = True
+        if self._c_hold:
+            text = self._c_hold + text
+        kept = text.rstrip()
+        self._c_hold = text[len(kept) :]
+        if kept:
+            events.append(self._content_event(kept))
+
+    # -- reasoning ----------------------------------------------------------------------------
+
+    def _begin_segment(self) -> None:
+        self._segments.append([])
+        self._label = ""
+        self._r_hold = ""
+        if self._r_emitted:
+            self._r_any = True
+        self._r_emitted = False
+
+    def _reasoning_text(self, text: str, events: list[ParseEvent]) -> None:
+        self._segments[-1].append(text)
+        if self._label is not None:
+            buf = self._label + text
+            if len(buf) < len(_LABEL) and _LABEL.startswith(buf):
+                self._label = buf
+                return
+            self._label = None
+            text = buf[len(_LABEL) :] if buf.startswith(_LABEL) else buf
+        self._emit_reasoning(text, events)
+
+    def _emit_reasoning(self, text: str, events: list[ParseEvent]) -> None:
+        if self._r_hold:
+            text = self._r_hold + text
+        if text.endswith("\n"):  # one trailing newline belongs to the block's layout
+            self._r_hold = "\n"
+            text = text[:-1]
+        else:
+            self._r_hold = ""
+        if text:
+            if not self._r_emitted and self._r_any:
+                text = "\n" + text
+            self._r_emitted = True
+            events.append(self._reasoning_event(text))
+
+    def _end_segment(self, events: list[ParseEvent]) -> None:
+        label = self._label
+        if label is not None:
+            self._label = None
+            if label and label != _LABEL.rstrip("\n"):
+                self._emit_reasoning(label, events)
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def _begin_call(self) -> None:
+        self._call = _Call(len(self._calls))
+        self._args_cache = {}
+        self._mode = _CALL
+
+    def _call_text(self, text: str, events: list[ParseEvent]) -> None:
+        call = self._call
+        assert call is not None
+        call.run.append(text)
+        if call.in_str or call.closed:
+            if call.opened:
+                events.append(ToolCallArgsDelta(call.index, text))
+            return
+        start = 0
+        if not call.opened:
+            mo = _OPENER_RE.search(text)
+            if mo is None:
+                call.head.append(text)
+                return
+            call.head.append(text[: mo.start()])
+            call.opened = True
+            call.depth = 1
+            call.started = True
+            events.append(ToolCallStart(call.index, _split_name("".join(call.head))))
+            start = mo.end()
+            events.append(ToolCallArgsDelta(call.index, text[mo.start() :]))
+        else:
+            events.append(ToolCallArgsDelta(call.index, text))
+        depth = call.depth
+        for mo in _BRACKET_RE.finditer(text, start):
+            if mo.group(0) in "{[(":
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    call.closed = True
+                    break
+        call.depth = depth
+
+    def _call_marker(self, marker: str, events: list[ParseEvent]) -> None:
+        call = self._call
+        assert call is not None
+        if marker == T.STR:
+            if not call.opened:
+                call.head.append(marker)
+                call.run.append(marker)
+                return
+            call.in_str = not call.in_str
+            call.run = []
+            call.runs.append(call.run)
+            events.append(ToolCallArgsDelta(call.index, marker))
+        elif marker == T.TOOL_CALL_CLOSE:
+            self._end_call(events)
+            self._mode = _CONTENT
+        elif marker == T.TOOL_CALL_OPEN:
+            self._end_call(events)
+            self._begin_call()
+        elif call.in_str and call.opened:
+            self._call_text(marker, events)  # a marker inside a string value is its text
+        elif marker == T.CHANNEL_OPEN and call.closed:
+            self._end_call(events)  # the model forgot <tool_call|> and starts thinking
+            self._mode = _CONTENT
+            self._marker(marker, events)
+        else:
+            log.debug("dropped %s inside a tool call", marker)
+
+    def _end_call(self, events: list[ParseEvent]) -> None:
+        call = self._call
+        assert call is not None
+        self._call = None
+        runs = ["".join(r) for r in call.runs]
+        parsed = _finish_call(runs, T.STR.join(runs), self._schemas)
+        if not call.started:
+            events.append(ToolCallStart(call.index, parsed.name))
+        events.append(ToolCallEnd(call.index, parsed))
+        self._calls.append(parsed)
+
+    # -- final result -------------------------------------------------------------------------
+
+    def _build(self) -> ParsedOutput:
+        segments = ["".join(s) for s in self._segments]
+        content_chunks = self._content
+        if self._stray_close is not None:
+            segments.insert(0, "".join(content_chunks[: self._stray_close]))
+            content_chunks = content_chunks[self._stray_close :]
+        texts = [t for t in (_segment_text(s) for s in segments) if t]
+        reasoning = "\n".join(texts) or None
+        content = "".join(content_chunks).strip()
+        calls = list(self._calls)
+        if not calls and content and self._schemas:
+            content, calls = _plain_text_calls(content, self._schemas)
+        as_content = False
+        if (
+            self._open_reasoning_at_end
+            and self._stop in (T.TURN_CLOSE, T.EOS, T.TURN_OPEN)
+            and not content
+            and not calls
+            and reasoning
+        ):
+            content, as_content = reasoning, True  # §8.4 #18
+        complete = all(c.complete for c in calls) and not (
+            self._stop is None and self._open_reasoning_at_end
+        )
+        return ParsedOutput(reasoning, content, calls, complete, self._stop, as_content)
+
+
+def _segment_text(raw: str) -> str:
+    if raw.startswith(_LABEL):
+        raw = raw[len(_LABEL) :]
+    elif raw == _LABEL.rstrip("\n"):
+        raw = ""
+    return raw[:-1] if raw.endswith("\n") else raw
+
+
+def _plain_text_calls(
+    content: str, schemas: dict[str, dict[str, Any]]
+) -> tuple[str, list[ParsedToolCall]]:
+    """§8.4 #11: ``call:name{...}`` written as plain text, accepted for declared tools only."""
+    calls: list[ParsedToolCall] = []
+    kept: list[str] = []
+    pos = 0
+    for mo in _PLAIN_CALL_RE.finditer(content):
+        if mo.start() < pos or mo.group(1) not in schemas:
+            continue
+        end = _matching_close(content, mo.end())
+        if end is None:
+            continue
+        body = content[mo.start(1) : end]
+        call = _finish_call(body.split(T.STR), content[mo.start() : end], schemas)
+        if not call.complete:
+            continue
+        calls.append(call)
+        kept.append(content[pos : mo.start()])
+        pos = end
+    if not calls:
+        return content, calls
+    kept.append(content[pos:])
+    return "".join(kept).strip(), calls
+
+
+def _matching_close(text: str, start: int) -> int | None:
+    """Index after the closer matching the opener at ``start`` (strings are opaque)."""
+    depth = 0
+    in_str = False
+    i = start
+    n = len(text)
+    while i < n:
+        if text.startswith(T.STR, i):
+            in_str = not in_str
+            i += len(T.STR)
+            continue
+        ch = text[i]
+        if not in_str:
+            if ch in "{[(":
+                depth += 1
+            elif ch in "}])":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+        i += 1
+    return None
+
+
+def parse_output(
+    text: str,
+    tools: Iterable[Any] | None = None,
+    *,
+    thinking: bool = False,
+    prompt_tail: str = "",
+) -> ParsedOutput:
+    """Parse a whole generation (control tokens recognised by string, FORMAT.md I2: for tests
+    and offline tools; the live loop feeds ids to :class:`StreamParser`).
+
+    Include the stop marker (``<turn|>``, ``<|tool_response>``…) to get ``stop``; vLLM's
+    ``text`` leaves it out. ``tools`` (declarations or Tool objects) enable schema coercion of
+    bare values and unknown-tool errors.
+    """
+    parser = StreamParser(tools, thinking=thinking, prompt_tail=prompt_tail)
+    parser.feed_text(text)
+    return parser.finish()
