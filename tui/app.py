@@ -1,0 +1,965 @@
+"""The Textual app: a transcript of per-block widgets fed by the agent's event stream."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, assert_never
+
+from rich.console import Console
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widget import Widget
+from textual.worker import Worker
+
+from ..agent.events import (
+    ApprovalDecision,
+    ApprovalRequested,
+    Event,
+    HistoryCompacted,
+    Notice,
+    PlanUpdated,
+    RunFinished,
+    RunStarted,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+    Usage,
+)
+from ..agent.messages import Message, ModelTurn, SummaryMessage, ToolCall, UserMessage
+from ..errors import AgentError, ConfigError
+from .archive import Archive, archived_view
+from .backend import AgentBackend, Backend
+from .blocks import (
+    AnswerBlock,
+    CompactionMarker,
+    NoticeBlock,
+    NoticeLevel,
+    PlanPanel,
+    ThinkingBlock,
+    ToolCard,
+    UserBlock,
+)
+from .chrome import CommandMenu, EngineProgress, PromptInput, StatusBar
+from .commands import BY_NAME, help_text, parse_command
+from .config import APPROVAL_MODES, THINKING_DISPLAYS, ThinkingDisplay, TuiSettings
+from .export import transcript_markdown
+from .screens import ApprovalScreen, SessionPicker
+
+FRAME_SECONDS = 1 / 20  # deltas are painted at most once per frame
+TICK_SECONDS = 0.2  # elapsed times and the engine spinner
+QUIT_WINDOW = 2.0  # Ctrl+C twice within this many seconds quits
+
+BackendFactory = Callable[[], Awaitable[Backend]]
+
+TINY_BANNER = (
+    "No GPU or no Gemma weights here: running the tiny random-weight model. Its outputs are "
+    "noise; it only shows that everything is wired. Use --model on a GPU machine, or "
+    "--engine http --base-url URL, for real answers."
+)
+
+STOP_TEXT = {
+    "max_steps": "Stopped: the step limit was reached.",
+    "token_budget": "Stopped: the token budget was used up.",
+    "time_limit": "Stopped: the time limit was reached.",
+    "cancelled": "Interrupted.",
+    "too_many_errors": "Stopped: too many errors in a row.",
+    "loop_detected": "Stopped: the model was repeating itself.",
+    "engine_error": "The engine failed.",
+    "context_overflow": "Stopped: the context is full (try /compact).",
+}
+
+
+@dataclass
+class StepState:
+    """Blocks and timings of one model step (one engine request)."""
+
+    step: int
+    thinking: ThinkingBlock | None = None
+    answer: AnswerBlock | None = None
+    thinking_start: float | None = None
+    thinking_end: float | None = None
+    answer_start: float | None = None
+    answer_end: float | None = None
+    cards: dict[str, ToolCard] = field(default_factory=dict)
+
+
+class GemmaApp(App[int]):
+    """The interactive agent. Give it a ready `Backend` or a factory that starts one."""
+
+    TITLE = "gemma-agent"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+c", "ctrl_c", "Quit", priority=True, show=False),
+        Binding("escape", "interrupt", "Interrupt", priority=True, show=False),
+        Binding("shift+tab", "cycle_approval", "Approval mode", priority=True, show=False),
+        Binding("ctrl+t", "cycle_thinking_display", "Thinking display", show=False),
+    ]
+
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        backend_factory: BackendFactory | None = None,
+        settings: TuiSettings | None = None,
+        workspace: Path | None = None,
+        banner: str | None = None,
+        resume: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        starting_text: str = "Starting the engine",
+        attachments: Sequence[Any] = (),
+    ) -> None:
+        super().__init__()
+        if (backend is None) == (backend_factory is None):
+            raise ValueError("give exactly one of backend= or backend_factory=")
+        self.backend = backend
+        self.backend_factory = backend_factory
+        self.settings = settings or TuiSettings()
+        self.workspace = workspace
+        self.banner = banner
+        self.resume_id = resume
+        self.clock = clock
+        self.starting_text = starting_text
+        self.thinking_display: ThinkingDisplay = self.settings.thinking_display
+        self.queue: list[str] = []
+        self.run_worker_: Worker[None] | None = None
+        self.steps: dict[int, StepState] = {}
+        self.cards: dict[str, ToolCard] = {}
+        self.dirty: set[ThinkingBlock | AnswerBlock] = set()
+        self.approvals: list[tuple[ApprovalRequested, ToolCard]] = []
+        self.approval_open = False
+        self.markers: list[CompactionMarker] = []
+        self.last_ctrl_c = -1e9
+        self.engine_started_at = 0.0
+        self.engine_error: str | None = None
+        self.interrupted = False
+        self.archive_pending = False
+        self.attachments = list(attachments)  # sent with the first task (--image/--audio)
+
+    # ---------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with VerticalScroll(id="transcript"):
+                yield Archive()
+            yield PlanPanel()
+        yield EngineProgress()
+        yield CommandMenu()
+        yield PromptInput()
+        yield StatusBar()
+
+    @property
+    def transcript(self) -> VerticalScroll:
+        return self.query_one("#transcript", VerticalScroll)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def plan(self) -> PlanPanel:
+        return self.query_one(PlanPanel)
+
+    @property
+    def running(self) -> bool:
+        return self.run_worker_ is not None and not self.run_worker_.is_finished
+
+    def on_mount(self) -> None:
+        with contextlib.suppress(Exception):
+            self.theme = self.settings.theme
+        self.transcript.anchor()
+        self.set_interval(FRAME_SECONDS, self.flush_frame)
+        self.set_interval(TICK_SECONDS, self.tick)
+        self.prompt.focus()
+        if self.banner:
+            self.add_block(NoticeBlock(self.banner, level="warning", banner=True))
+        progress = self.query_one(EngineProgress)
+        if self.backend is None:
+            self.engine_started_at = self.clock()
+            progress.show(self.starting_text, 0.0)
+            self.run_worker(self.start_backend(), group="engine", exit_on_error=False)
+        else:
+            progress.display = False
+            self.backend_ready()
+
+    async def start_backend(self) -> None:
+        assert self.backend_factory is not None
+        try:
+            backend = await self.backend_factory()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.engine_error = _error_text(e)
+            self.query_one(EngineProgress).display = False
+            self.add_block(
+                NoticeBlock(
+                    self.engine_error + "\n\nFix the engine flags (see `gemma-agent --help`) and "
+                    "restart; /quit leaves.",
+                    level="error",
+                    title="The engine did not start",
+                )
+            )
+            return
+        self.backend = backend
+        self.query_one(EngineProgress).display = False
+        self.backend_ready()
+
+    def backend_ready(self) -> None:
+        b = self.backend
+        assert b is not None
+        if b.variant == "tiny" and not self.banner:
+            self.add_block(NoticeBlock(TINY_BANNER, level="warning", banner=True))
+        self.status.set(
+            model=b.model,
+            variant=b.variant,
+            thinking=b.thinking,
+            thinking_budget=b.thinking_budget,
+            approval=b.approval,
+            max_steps=b.max_steps,
+        )
+        if self.resume_id:
+            session_id, self.resume_id = self.resume_id, None
+            self.resume_session(session_id)
+        if self.queue:
+            self.start_run(self.queue.pop(0))
+
+    # ---------------------------------------------------------------- frames
+
+    def flush_frame(self) -> None:
+        """Paint buffered deltas: one repaint per streaming block per frame."""
+        if self.archive_pending:
+            self.archive_pending = self.archive_settled(limit=1) > 0
+        if not self.dirty:
+            return
+        dirty, self.dirty = self.dirty, set()
+        with self.batch_update():
+            for block in dirty:
+                block.flush()
+
+    def tick(self) -> None:
+        now = self.clock()
+        if self.backend is None and self.engine_error is None:
+            self.query_one(EngineProgress).show(self.starting_text, now - self.engine_started_at)
+        for card in self.cards.values():
+            if card.status == "running":
+                card.tick(now)
+
+    def add_block(self, widget: Widget) -> None:
+        self.transcript.mount(widget)
+
+    @property
+    def archive(self) -> Archive:
+        return self.query_one(Archive)
+
+    def blocks(self) -> list[Widget]:
+        """The transcript's blocks, oldest first (settled ones live in the archive)."""
+        archive = self.archive
+        live = [
+            c
+            for c in self.transcript.children
+            if not isinstance(c, Archive) and not archive.holds(c)
+        ]
+        return [*archive.entries, *live]
+
+    def clear_transcript(self) -> None:
+        self.archive.clear()
+        for child in list(self.transcript.children):
+            if not isinstance(child, Archive) and not self.archive.holds(child):
+                child.remove()
+        self.steps.clear()
+        self.cards.clear()
+        self.markers.clear()
+        self.dirty.clear()
+
+    def archive_settled(self, limit: int | None = None) -> int:
+        """Move finished blocks at the head of the live area into the archive (at most
+        ``limit``); returns how many moved."""
+        settled: list[Widget] = []
+        archive = self.archive
+        for child in self.transcript.children:
+            if isinstance(child, Archive) or archive.holds(child):
+                continue  # removal of archived widgets completes later
+            if not _settled(child) or (limit is not None and len(settled) >= limit):
+                break
+            settled.append(child)
+        if not settled:
+            return 0
+        for block in settled:
+            self.dirty.discard(block)  # type: ignore[arg-type]
+        with self.batch_update():
+            self.archive.add(settled)
+            for block in settled:
+                block.remove()
+        return len(settled)
+
+    def refresh_block(self, block: Widget) -> None:
+        """Repaint a block after a change of state, wherever it lives."""
+        if self.archive.holds(block):
+            self.archive.rerender(block)
+
+    def open_block(self, block: Widget) -> None:
+        """Expand a thinking block, tool card or compaction marker (as Enter/click does)."""
+        if isinstance(block, ThinkingBlock | ToolCard | CompactionMarker):
+            block.toggle()
+            self.refresh_block(block)
+
+    def rendered_text(self, width: int = 100) -> str:
+        """The whole transcript as plain text, as shown (hidden blocks left out)."""
+        console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+        for block in self.blocks():
+            for view in archived_view(block):
+                console.print(view)
+        return console.export_text()
+
+    # ---------------------------------------------------------------- input
+
+    @on(PromptInput.Submitted)
+    def on_submitted(self, event: PromptInput.Submitted) -> None:
+        self.query_one(CommandMenu).display = False
+        self.prompt.menu_open = False
+        text = event.text.strip()
+        command = parse_command(text)
+        if command is not None:
+            self.run_command(command.name, command.arg)
+            return
+        if text.startswith("//"):
+            text = text[1:]
+        if self.backend is None or self.running:
+            self.queue.append(text)
+            why = "the engine is starting" if self.backend is None else "a run is in progress"
+            self.add_block(NoticeBlock(f"Queued: {why}; it will be sent next.", level="info"))
+            return
+        self.start_run(text)
+
+    @on(PromptInput.Changed)
+    def on_prompt_changed(self, event: PromptInput.Changed) -> None:
+        menu = self.query_one(CommandMenu)
+        self.prompt.menu_open = menu.show_for(self.prompt.text)
+
+    @on(PromptInput.Navigate)
+    def on_prompt_navigate(self, event: PromptInput.Navigate) -> None:
+        menu = self.query_one(CommandMenu)
+        if event.key == "up":
+            menu.move(-1)
+        elif event.key == "down":
+            menu.move(+1)
+        else:
+            chosen = menu.chosen()
+            if chosen is None:
+                return
+            typed = self.prompt.text.strip()
+            if typed == f"/{chosen.name}" and (event.key == "enter" or not chosen.usage):
+                # Already complete: Enter sends it as typed.
+                menu.display = False
+                self.prompt.menu_open = False
+                self.prompt.submit()
+                return
+            self.prompt.load_text(f"/{chosen.name}" + (" " if chosen.usage else ""))
+            self.prompt.move_cursor(self.prompt.document.end)
+            menu.display = False
+            self.prompt.menu_open = False
+            if not chosen.usage:
+                self.prompt.submit()
+
+    # ---------------------------------------------------------------- runs
+
+    def start_run(self, task: str) -> None:
+        assert self.backend is not None
+        names = tuple(str(getattr(a, "name", a)) for a in self.attachments)
+        self.add_block(UserBlock(task, attachments=names))
+        self.interrupted = False
+        self.status.set(running=True, step=0)
+        self.run_worker_ = self.run_worker(
+            self.drive(task), group="agent", exit_on_error=False, name="agent-run"
+        )
+
+    async def drive(self, task: str) -> None:
+        """Consume one run's events. Never raises except on cancellation (Esc)."""
+        assert self.backend is not None
+        parts, self.attachments = self.attachments, []
+        stream = self.backend.stream([task, *parts] if parts else task)
+        try:
+            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                async for event in stream:
+                    self.handle_event(event)
+        except asyncio.CancelledError:
+            self.on_interrupted()
+            raise
+        except Exception as e:
+            self.finish_open_blocks(cancel_cards=True)
+            self.add_block(NoticeBlock(_error_text(e), level="error", title="The run failed"))
+        finally:
+            self.flush_frame()
+            self.status.set(running=False)
+            self.call_later(self.after_run)
+
+    def after_run(self) -> None:
+        self.archive_settled()
+        if self.queue and not self.running and self.backend is not None:
+            self.start_run(self.queue.pop(0))
+
+    def on_interrupted(self) -> None:
+        self.interrupted = True
+        self.finish_open_blocks(cancel_cards=True)
+        for request, _card in self.approvals:
+            request.respond("deny")
+        self.approvals.clear()
+        self.add_block(NoticeBlock("Interrupted: the partial turn is kept.", level="warning"))
+
+    def finish_open_blocks(self, *, cancel_cards: bool = False) -> None:
+        now = self.clock()
+        for state in self.steps.values():
+            if state.thinking is not None:
+                state.thinking.finish(now)
+            if state.answer is not None:
+                self.dirty.discard(state.answer)
+                state.answer.flush()
+                state.answer.closed = True
+        if cancel_cards:
+            for card in self.cards.values():
+                if card.status in ("queued", "approval", "running"):
+                    card.set_status("cancelled", now)
+
+    def step_state(self, step: int) -> StepState:
+        state = self.steps.get(step)
+        if state is None:
+            state = self.steps[step] = StepState(step)
+            self.status.set(step=step)
+        return state
+
+    def end_thinking(self, state: StepState) -> None:
+        if state.thinking is not None and not state.thinking.finished:
+            self.dirty.discard(state.thinking)
+            now = self.clock()
+            state.thinking.finish(now)
+            state.thinking_end = now
+
+    def end_answer(self, state: StepState) -> None:
+        if state.answer is not None:
+            self.dirty.discard(state.answer)
+            state.answer.flush()
+            state.answer.closed = True
+            if state.answer_end is None:
+                state.answer_end = self.clock()
+
+    def card_for(self, call: ToolCall, step: int) -> ToolCard:
+        card = self.cards.get(call.id)
+        if card is None:
+            card = ToolCard(call, step=step, workspace=self.workspace, now=self.clock())
+            self.cards[call.id] = card
+            self.step_state(step).cards[call.id] = card
+            self.add_block(card)
+        return card
+
+    def handle_event(self, event: Event) -> None:
+        match event:
+            case RunStarted():
+                self.steps.clear()
+                self.cards.clear()
+            case ThinkingDelta():
+                state = self.step_state(event.step)
+                if state.thinking is None:
+                    now = self.clock()
+                    state.thinking_start = now
+                    state.thinking = ThinkingBlock(
+                        display_mode=self.thinking_display, started=now, step=event.step
+                    )
+                    self.add_block(state.thinking)
+                state.thinking.write(event.text)
+                self.dirty.add(state.thinking)
+            case TextDelta():
+                state = self.step_state(event.step)
+                self.end_thinking(state)
+                if state.answer is None:
+                    state.answer_start = self.clock()
+                    state.answer = AnswerBlock(event.step)
+                    self.add_block(state.answer)
+                state.answer.write(event.text)
+                self.dirty.add(state.answer)
+            case ToolCallStarted():
+                state = self.step_state(event.step)
+                self.end_thinking(state)
+                self.end_answer(state)
+                card = self.card_for(event.call, event.step)
+                if card.status == "queued":
+                    card.set_status("running", self.clock())
+            case ApprovalRequested():
+                state = self.step_state(event.step)
+                self.end_thinking(state)
+                self.end_answer(state)
+                card = self.card_for(event.call, event.step)
+                card.set_status("approval", self.clock())
+                self.approvals.append((event, card))
+                self.show_next_approval()
+            case ToolCallFinished():
+                card = self.card_for(event.call, event.step)
+                seconds = max(0.0, self.clock() - card.started)
+                card.finish(event.result, seconds)
+            case PlanUpdated():
+                self.plan.set_items(event.items)
+                self.plan.display = bool(event.items)
+            case HistoryCompacted():
+                marker = CompactionMarker(event)
+                self.markers.append(marker)
+                self.add_block(marker)
+            case Usage():
+                self.on_usage(event)
+            case Notice():
+                self.add_block(NoticeBlock(event.message, level=event.level))
+            case TurnFinished():
+                state = self.step_state(event.step)
+                self.end_thinking(state)
+                self.end_answer(state)
+                self.on_turn_finished(state, event.turn)
+                self.archive_pending = True  # moved a block per frame (bounded frame cost)
+            case RunFinished():
+                self.finish_open_blocks()
+                self.status.set(step=event.steps or self.status.info.step)
+                if event.reason != "final_answer":
+                    level: NoticeLevel = "error" if event.error else "warning"
+                    text = STOP_TEXT.get(event.reason, f"Stopped: {event.reason}.")
+                    if event.error:
+                        self.add_block(NoticeBlock(event.error, level=level, title=text))
+                    else:
+                        self.add_block(NoticeBlock(text, level=level))
+            case _:
+                assert_never(event)
+
+    def on_turn_finished(self, state: StepState, turn: ModelTurn) -> None:
+        """The finished turn is authoritative: reconcile what the deltas showed with it."""
+        now = self.clock()
+        anchor = state.answer or next(iter(state.cards.values()), None)
+        if turn.reasoning and state.thinking is None:
+            state.thinking = ThinkingBlock(
+                display_mode=self.thinking_display, started=now, step=state.step
+            )
+            state.thinking.write(turn.reasoning)
+            state.thinking.finish(now)
+            self.transcript.mount(state.thinking, before=anchor)
+        elif (
+            state.thinking is not None
+            and turn.reasoning is not None
+            and state.thinking.text.strip() != turn.reasoning.strip()
+        ):
+            state.thinking.set_text(turn.reasoning)
+        if turn.text.strip() and state.answer is None:
+            state.answer = AnswerBlock(state.step)
+            state.answer.set_text(turn.text)
+            self.transcript.mount(state.answer, before=next(iter(state.cards.values()), None))
+        elif state.answer is not None and state.answer.text.strip() != turn.text.strip():
+            if turn.text.strip():
+                state.answer.set_text(turn.text)
+            else:
+                state.answer.remove()
+                state.answer = None
+        if state.thinking is not None and turn.usage.thinking_tokens:
+            state.thinking.set_tokens(turn.usage.thinking_tokens)
+        for result in turn.tool_results:
+            card = self.cards.get(result.call_id)
+            if card is not None and card.result is None:
+                card.finish(result, max(0.0, now - card.started))
+
+    def on_usage(self, event: Usage) -> None:
+        state = self.step_state(event.step)
+        if state.thinking is not None and event.thinking_tokens:
+            state.thinking.set_tokens(event.thinking_tokens)
+        think_tps = answer_tps = None
+        if state.thinking_start is not None and state.thinking_end is not None:
+            seconds = state.thinking_end - state.thinking_start
+            if seconds > 0 and event.thinking_tokens:
+                think_tps = event.thinking_tokens / seconds
+        if state.answer_start is not None:
+            end = state.answer_end if state.answer_end is not None else self.clock()
+            seconds = end - state.answer_start
+            answer_tokens = event.generated_tokens - event.thinking_tokens
+            if seconds > 0 and answer_tokens > 0:
+                answer_tps = answer_tokens / seconds
+        cache = event.cached_prompt_tokens / event.prompt_tokens if event.prompt_tokens else None
+        self.status.set(
+            context_tokens=event.context_tokens,
+            context_limit=event.context_limit,
+            cache_hit=cache,
+            thinking_tps=think_tps,
+            answer_tps=answer_tps,
+            step=event.step,
+        )
+
+    # ---------------------------------------------------------------- approvals
+
+    def show_next_approval(self) -> None:
+        if self.approval_open or not self.approvals:
+            return
+        request, card = self.approvals[0]
+        self.approval_open = True
+
+        def decided(decision: ApprovalDecision | None) -> None:
+            self.approval_open = False
+            if self.approvals and self.approvals[0][0] is request:
+                self.approvals.pop(0)
+            choice: ApprovalDecision = decision or "deny"
+            request.respond(choice)
+            card.set_status("denied" if choice == "deny" else "running", self.clock())
+            self.prompt.focus()
+            self.show_next_approval()
+
+        self.push_screen(ApprovalScreen(request.call, request.reason, card.diff), decided)
+
+    # ---------------------------------------------------------------- actions
+
+    def action_ctrl_c(self) -> None:
+        now = self.clock() if self.clock is time.monotonic else time.monotonic()
+        if now - self.last_ctrl_c <= QUIT_WINDOW:
+            self.exit(0)
+            return
+        self.last_ctrl_c = now
+        self.notify("Press Ctrl+C again to quit.", timeout=QUIT_WINDOW)
+
+    def action_interrupt(self) -> None:
+        if len(self.screen_stack) > 1:
+            # A modal is open: Esc belongs to it (deny / close).
+            screen = self.screen
+            if isinstance(screen, ApprovalScreen):
+                screen.action_decide("deny")
+            elif isinstance(screen, SessionPicker):
+                screen.action_cancel()
+            return
+        menu = self.query_one(CommandMenu)
+        if menu.display:
+            menu.display = False
+            self.prompt.menu_open = False
+            return
+        if self.running and self.run_worker_ is not None:
+            self.run_worker_.cancel()
+
+    def action_cycle_approval(self) -> None:
+        current = self.status.info.approval
+        index = APPROVAL_MODES.index(current) if current in APPROVAL_MODES else -1
+        self.set_approval(APPROVAL_MODES[(index + 1) % len(APPROVAL_MODES)])
+
+    def action_cycle_thinking_display(self) -> None:
+        index = THINKING_DISPLAYS.index(self.thinking_display)
+        self.set_thinking_display(THINKING_DISPLAYS[(index + 1) % len(THINKING_DISPLAYS)])
+
+    def set_approval(self, mode: str) -> None:
+        if self.backend is not None:
+            self.backend.set_approval(mode)
+        self.status.set(approval=mode)
+        self.notify(f"Approval mode: {mode}", timeout=2)
+
+    def set_thinking_display(self, mode: ThinkingDisplay) -> None:
+        self.thinking_display = mode
+        for block in self.blocks():
+            if isinstance(block, ThinkingBlock):
+                block.set_display_mode(mode)
+        self.archive.rerender()
+        self.notify(f"Thinking display: {mode}", timeout=2)
+
+    # ---------------------------------------------------------------- commands
+
+    def say(self, message: str, *, level: NoticeLevel = "info", markdown: bool = False) -> None:
+        self.add_block(NoticeBlock(message, level=level, markdown=markdown))
+
+    def run_command(self, name: str, arg: str) -> None:
+        if name not in BY_NAME:
+            self.say(f"Unknown command /{name}. Type /help for the list.", level="warning")
+            return
+        if name == "help":
+            self.say(help_text(), markdown=True)
+            return
+        if name == "quit":
+            self.exit(0)
+            return
+        if name == "plan":
+            self.plan.display = not self.plan.display
+            if self.plan.display and not self.plan.items:
+                self.plan.set_items(())
+            return
+        if name == "export":
+            self.export(arg)
+            return
+        backend = self.backend
+        if backend is None:
+            self.say(f"/{name} needs the engine; it is still starting.", level="warning")
+            return
+        if self.running and name in ("compact", "undo-compact", "clear", "resume", "sessions"):
+            self.say(f"/{name} waits for the run to end (Esc interrupts it).", level="warning")
+            return
+        match name:
+            case "think":
+                self.command_think(backend, arg)
+            case "approval":
+                if arg not in APPROVAL_MODES:
+                    self.say(f"Usage: /approval {'|'.join(APPROVAL_MODES)}", level="warning")
+                else:
+                    self.set_approval(arg)
+            case "model":
+                self.say(backend.describe())
+            case "tools":
+                lines = [
+                    f"- **{n}** — {d.splitlines()[0] if d else ''}" for n, d in backend.tool_list()
+                ]
+                self.say("\n".join(lines) or "No tools.", markdown=True)
+            case "compact":
+                self.run_worker(self.command_compact(backend, arg or None), group="command")
+            case "undo-compact":
+                self.run_worker(self.command_undo(backend), group="command")
+            case "clear":
+                backend.new_session()
+                self.clear_transcript()
+                self.plan.set_items(())
+                self.plan.display = False
+                self.status.set(context_tokens=0, step=0, cache_hit=None)
+                self.say("New session.")
+            case "sessions":
+                self.pick_session(backend)
+            case "resume":
+                if not arg:
+                    self.pick_session(backend)
+                else:
+                    self.resume_session(arg)
+            case "save":
+                path = backend.session_file()
+                if backend.session_id is None or path is None:
+                    self.say("Nothing to save yet: the session starts with the first task.")
+                else:
+                    self.say(
+                        f"Session {backend.session_id} is saved (after every step) at {path}.\n"
+                        f"Resume with: gemma-agent --resume {backend.session_id}"
+                    )
+            case _:
+                raise AssertionError(name)
+
+    def command_think(self, backend: Backend, arg: str) -> None:
+        words = arg.split()
+        if words == ["on"] or words == ["off"]:
+            backend.set_thinking(words[0] == "on", backend.thinking_budget)
+        elif len(words) == 2 and words[0] == "budget" and words[1].isdigit():
+            backend.set_thinking(True, int(words[1]))
+        elif len(words) == 2 and words[0] == "budget" and words[1] in ("none", "off"):
+            backend.set_thinking(backend.thinking, None)
+        elif len(words) == 1 and words[0] in THINKING_DISPLAYS:
+            self.set_thinking_display(words[0])  # type: ignore[arg-type]
+            return
+        else:
+            self.say(
+                "Usage: /think on | off | budget N | budget none | full | collapsed | hidden",
+                level="warning",
+            )
+            return
+        self.status.set(thinking=backend.thinking, thinking_budget=backend.thinking_budget)
+        budget = (
+            f", budget {backend.thinking_budget}" if backend.thinking_budget is not None else ""
+        )
+        self.say(f"Thinking {'on' if backend.thinking else 'off'}{budget}.")
+
+    async def command_compact(self, backend: Backend, focus: str | None) -> None:
+        try:
+            event = await backend.compact(focus)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.add_block(NoticeBlock(_error_text(e), level="error", title="Compaction failed"))
+            return
+        if event is None:
+            self.say("Nothing to compact.")
+            return
+        marker = CompactionMarker(event)
+        self.markers.append(marker)
+        self.add_block(marker)
+        self.status.set(context_tokens=event.tokens_after)
+
+    async def command_undo(self, backend: Backend) -> None:
+        try:
+            undone = await backend.undo_compaction()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.add_block(NoticeBlock(_error_text(e), level="error", title="Undo failed"))
+            return
+        if not undone:
+            self.say("No compaction to undo.")
+            return
+        live = [m for m in self.markers if not m.undone]
+        if live:
+            live[-1].mark_undone()
+            self.refresh_block(live[-1])
+            self.status.set(context_tokens=live[-1].event.tokens_before)
+        self.say("The last compaction was undone.")
+
+    def pick_session(self, backend: Backend) -> None:
+        sessions = backend.sessions()
+        if not sessions:
+            self.say("No saved sessions in this workspace yet.")
+            return
+
+        def chosen(session_id: str | None) -> None:
+            self.prompt.focus()
+            if session_id:
+                self.resume_session(session_id)
+
+        self.push_screen(SessionPicker(sessions), chosen)
+
+    def resume_session(self, session_id: str) -> None:
+        assert self.backend is not None
+        try:
+            history = self.backend.resume(session_id)
+        except Exception as e:
+            self.add_block(NoticeBlock(_error_text(e), level="error", title="Cannot resume"))
+            return
+        self.clear_transcript()
+        self.render_history(history)
+        self.say(f"Resumed session {session_id} ({len(history)} messages).")
+
+    def render_history(self, history: list[Message]) -> None:
+        """Show a saved conversation: settled blocks, straight into the archive."""
+        now = self.clock()
+        blocks: list[Widget] = []
+        for message in history:
+            if isinstance(message, UserMessage):
+                names = tuple(a.name for a in message.attachments)
+                blocks.append(UserBlock(message.content, attachments=names))
+            elif isinstance(message, SummaryMessage):
+                blocks.append(NoticeBlock(message.content, title="Summary of earlier turns"))
+            else:
+                if message.reasoning:
+                    think = ThinkingBlock(display_mode=self.thinking_display, started=now, step=0)
+                    think.write(message.reasoning)
+                    think.finish(now)
+                    if message.usage.thinking_tokens:
+                        think.set_tokens(message.usage.thinking_tokens)
+                    blocks.append(think)
+                if message.text:
+                    answer = AnswerBlock(0)
+                    answer.write(message.text)
+                    answer.closed = True
+                    blocks.append(answer)
+                results = {r.call_id: r for r in message.tool_results}
+                for call in message.tool_calls:
+                    card = ToolCard(call, step=0, workspace=None, now=now)
+                    result = results.get(call.id)
+                    if result is not None:
+                        card.finish(result, 0.0)
+                        card.seconds = None
+                    else:
+                        card.status = "cancelled"
+                    blocks.append(card)
+        self.archive.add(blocks)
+
+    def export(self, arg: str) -> None:
+        text = transcript_markdown(self.blocks())
+        if arg:
+            path = Path(arg).expanduser()
+        else:
+            sid = self.backend.session_id if self.backend is not None else None
+            path = Path(f"gemma-agent-{sid or 'transcript'}.md")
+        if not path.is_absolute() and self.workspace is not None:
+            path = self.workspace / path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            self.say(f"Could not write {path}: {e}", level="error")
+            return
+        self.say(f"Transcript written to {path}.")
+
+    async def on_unmount(self) -> None:
+        if self.backend is not None:
+            with contextlib.suppress(Exception):
+                await self.backend.aclose()
+
+
+def _settled(block: Widget) -> bool:
+    """A block that will not change any more (it can move to the archive)."""
+    if isinstance(block, ThinkingBlock):
+        return block.finished
+    if isinstance(block, AnswerBlock):
+        return block.closed
+    if isinstance(block, ToolCard):
+        return block.status in ("done", "failed", "denied", "cancelled")
+    return True
+
+
+def _error_text(error: BaseException) -> str:
+    """A readable one-paragraph error: our own errors carry their fix; others get their type."""
+    if isinstance(error, AgentError):
+        return str(error) or type(error).__name__
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """`gemma-agent` without a subcommand: the TUI. The engine starts inside the app."""
+    from ..agent.media import load_media
+    from .config import load_settings
+
+    workspace = Path(args.workspace or ".").expanduser().resolve()
+    if not workspace.is_dir():
+        raise ConfigError(f"--workspace {args.workspace}: not a folder; create it or pick another.")
+    settings = load_settings(
+        workspace,
+        overrides={
+            "model": getattr(args, "model", None),
+            "variant": getattr(args, "variant", None),
+            "approval": getattr(args, "approval", None),
+            "thinking": getattr(args, "thinking", None),
+            "thinking_budget": getattr(args, "thinking_budget", None),
+            "tool_choice": getattr(args, "tool_choice", None),
+            "max_steps": getattr(args, "max_steps", None),
+        },
+    )
+    # The config file's model applies when no --model was given.
+    if getattr(args, "model", None) is None and settings.model is not None:
+        args.model = settings.model
+    if getattr(args, "variant", None) is None and settings.variant is not None:
+        args.variant = settings.variant
+    attachments = [load_media(p) for p in [*(args.image or []), *(args.audio or [])]]
+
+    async def start() -> Backend:
+        from ..agent.agent import Agent
+        from ..agent.engines.factory import create_engine
+        from ..tools.builtin import coding_tools
+
+        engine = await create_engine(args)
+        try:
+            agent = Agent(
+                engine=engine,
+                tools=coding_tools(),
+                workspace=workspace,
+                thinking=settings.thinking,
+                thinking_budget=settings.thinking_budget,
+                tool_choice=settings.tool_choice,
+                approval=settings.approval,
+                max_steps=settings.max_steps,
+            )
+        except BaseException:
+            await engine.aclose()
+            raise
+        agent._owns_engine = True  # closed with the agent when the app leaves
+        return AgentBackend(agent, thinking_budget=settings.thinking_budget)
+
+    app = GemmaApp(
+        backend_factory=start,
+        settings=settings,
+        workspace=workspace,
+        resume=getattr(args, "resume", None),
+        attachments=attachments,
+        starting_text=f"Starting the engine ({args.model or 'default model'})",
+    )
+    code = app.run()
+    return code or 0
