@@ -18,7 +18,7 @@ from . import __version__
 from .errors import AgentError
 
 
-def _add_agent_arguments(p: argparse.ArgumentParser) -> None:
+def _add_agent_arguments(p: argparse.ArgumentParser, *, session_resume: bool = True) -> None:
     from .agent.engines.factory import add_engine_arguments
 
     add_engine_arguments(p)
@@ -38,7 +38,8 @@ def _add_agent_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thinking-budget", type=int, default=None, metavar="N")
     p.add_argument("--tool-choice", default=None, metavar="auto|required|none|NAME")
     p.add_argument("--max-steps", type=int, default=None, metavar="N")
-    p.add_argument("--resume", default=None, metavar="ID", help="continue a saved session")
+    if session_resume:  # `eval` has its own --resume (skip finished task-samples)
+        p.add_argument("--resume", default=None, metavar="ID", help="continue a saved session")
     p.add_argument("--image", action="append", default=[], metavar="PATH")
     p.add_argument("--audio", action="append", default=[], metavar="PATH")
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .evals.cli import add_eval_arguments, add_merge_arguments
 
     add_eval_arguments(ev)
-    _add_agent_arguments(ev)
+    _add_agent_arguments(ev, session_resume=False)
     merge = sub.add_parser("eval-merge", help="merge the outputs of sharded eval runs")
     add_merge_arguments(merge)
 

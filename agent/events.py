@@ -166,3 +166,32 @@ Event = (
     | TurnFinished
     | RunFinished
 )
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict with a snake_case ``kind`` first (for --json output and session logs).
+
+    Messages become their JSON form; the approval future is left out.
+    """
+    out: dict[str, Any] = {"kind": event.kind}
+    for name in event.__dataclass_fields__:
+        if name == "answer":
+            continue
+        out[name] = _jsonable(getattr(event, name))
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, PlanItem | DroppedItem):
+        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)

@@ -83,6 +83,9 @@ class SummaryMessage(_Frozen):
     content: str
     replaces: tuple[str, ...] = ()  # ids of the messages it stands for
     pinned: bool = False
+    # Facts computed from the replaced messages (compaction.compute_facts): kept structured so
+    # that a later summary merges them instead of losing them.
+    facts: dict[str, Any] = Field(default_factory=dict)
 
 
 Message = Annotated[UserMessage | ModelTurn | SummaryMessage, Field(discriminator="role")]

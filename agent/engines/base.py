@@ -6,7 +6,7 @@ tokenizes it (see ``prompts.tokens.Tokenizer``) and parses what comes back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -22,6 +22,47 @@ class MediaItem:
     modality: Literal["image", "audio"]
     data: Any  # PIL.Image for images; (numpy array, sample_rate) for audio
     source: str = ""  # file name or description, for messages and logs
+
+
+class PromptIds(Sequence[int]):
+    """An O(1) snapshot of the first ``length`` ids of an append-only list.
+
+    The model layer appends each tool round to one list of ids; handing every request a view
+    instead of a copy keeps the per-step cost independent of the history's length. ``base``
+    lets an engine see that two prompts share their storage (hence their prefix).
+    """
+
+    __slots__ = ("base", "length")
+
+    def __init__(self, base: list[int], length: int | None = None) -> None:
+        self.base = base
+        self.length = len(base) if length is None else length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self.length)
+            return self.base[start:stop:step]
+        if index < 0:
+            index += self.length
+        if not 0 <= index < self.length:
+            raise IndexError("prompt index out of range")
+        return self.base[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.base[: self.length])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(other) == self.length and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PromptIds(<{self.length} ids>)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,548 @@
+"""The SDK: `Agent` (configuration + conversations) and `RunResult`.
+
+    from gemma_agent import Agent, tool
+
+    @tool
+    def add(a: int, b: int) -> int:
+        '''Add two numbers.'''
+        return a + b
+
+    agent = Agent("google/gemma-4-E4B-it", tools=[add], instructions="Be brief.")
+    result = agent.run_sync("What is 2 + 3?")
+    async for event in agent.stream("And 4 + 5?", session_id=result.session_id): ...
+
+`stream()` is the single source of truth; `run()` drains it into a `RunResult`. Every run is a
+session logged under ``<workspace>/.gemma-agent/sessions/``; pass ``session_id=`` to continue
+one (from memory, or rebuilt from its log after a restart: `resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..tools import ToolRegistry
+from ..tools.base import as_tool
+from .compaction import Compaction, CompactionContext, CompactionLedger, Compactor, LedgerEntry
+from .engines.base import Engine
+from .events import (
+    ApprovalRequested,
+    DroppedItem,
+    Event,
+    HistoryCompacted,
+    Notice,
+    RunFinished,
+    RunStarted,
+    StopReason,
+)
+from .execute import ApprovalCallback, ToolRuntime
+from .limits import RunLimits, ThinkingBudget
+from .loop import run_loop
+from .messages import Message, ModelTurn, UserMessage, new_id
+from .model import ModelLayer
+from .output import FINAL_ANSWER, OutputTool
+from .session import SessionLog, list_sessions, load_session, new_session_id, session_path
+from .state import RunState, RunUsage
+
+_DEFAULT: Any = object()
+# Events worth a line in the session log (deltas, tool calls and turns are logged otherwise).
+_LOGGED = frozenset(
+    {"run_started", "approval_requested", "plan_updated", "usage", "notice", "run_finished"}
+)
+
+
+@dataclass
+class RunResult:
+    output: Any  # str, or an instance of the agent's output_type; None if the run stopped early
+    turns: list[Message]  # the session's whole history after the run
+    usage: RunUsage
+    session_id: str
+    reason: StopReason
+    steps: int
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "final_answer"
+
+
+@dataclass
+class _Conversation:
+    """A session held in memory between runs."""
+
+    session_id: str
+    history: list[Message]
+    log: SessionLog | None
+    ledger: CompactionLedger = field(default_factory=CompactionLedger)
+    model: ModelLayer | None = None
+    spill: Any = None
+    busy: bool = False
+
+
+class Agent:
+    """A Gemma 4 agent: configuration, plus the sessions it has run (kept in memory)."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        engine: Engine | None = None,
+        tools: Iterable[Any] | ToolRegistry = (),
+        instructions: str | None = None,
+        workspace: str | Path = ".",
+        thinking: bool = False,
+        thinking_budget: int | ThinkingBudget | None = None,
+        tool_choice: str = "auto",
+        approval: Any = "auto",
+        on_approval: ApprovalCallback | None = None,
+        max_steps: int = 50,
+        max_tokens: int | None = None,
+        time_limit: float | None = None,
+        compactor: Compactor | None = _DEFAULT,
+        output_type: Any = None,
+        sessions_dir: str | Path | None = None,
+        max_output_tokens: int = 4096,
+        plan_first: bool = False,
+        max_consecutive_errors: int = 5,
+        max_redecodes: int = 2,
+        loop_nudge_after: int = 3,
+        loop_stop_after: int = 5,
+        persist: bool = True,
+        fsync: bool = True,
+        temperature: float | None = None,
+        seed: int | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if model is not None and engine is not None:
+            raise ConfigError("Pass either model= (a name or path) or engine=, not both.")
+        self.model_name = model
+        # Extra settings for the engine built from ``model`` (engines.factory.EngineConfig
+        # fields: max_model_len, engine="http", base_url=[...], gpu_memory_utilization, ...).
+        self.engine_options = dict(engine_options or {})
+        self._engine = engine
+        self._owns_engine = False
+        self.registry = (
+            tools if isinstance(tools, ToolRegistry) else ToolRegistry([as_tool(t) for t in tools])
+        )
+        self.instructions = instructions
+        self.workspace = Path(workspace).resolve()
+        self.thinking = thinking
+        self.thinking_budget = ThinkingBudget.of(thinking_budget)
+        self.limits = RunLimits(
+            max_steps=max_steps,
+            max_tokens=max_tokens,
+            time_limit=time_limit,
+            max_consecutive_errors=max_consecutive_errors,
+            max_redecodes=max_redecodes,
+            loop_nudge_after=loop_nudge_after,
+            loop_stop_after=loop_stop_after,
+        )
+        if output_type is None and tool_choice not in ("auto", "none"):
+            output_type = str  # with calls required, the run ends through final_answer(answer)
+        self.output_tool = OutputTool(output_type) if output_type is not None else None
+        names = self.registry.names()
+        if self.output_tool is not None and FINAL_ANSWER in names:
+            raise ConfigError(f"A tool is named {FINAL_ANSWER!r}; that name is reserved.")
+        if tool_choice not in ("auto", "required", "none") and tool_choice not in names:
+            raise ConfigError(
+                f"tool_choice={tool_choice!r}: use auto, required, none or a tool name "
+                f"({', '.join(names) or 'no tools given'})."
+            )
+        if plan_first and "update_plan" not in names:
+            raise ConfigError("plan_first=True needs the update_plan tool (tools.coding_tools()).")
+        self.tool_choice = tool_choice
+        self.plan_first = plan_first
+        self.policy = _policy(approval, self.workspace)
+        self.on_approval = on_approval
+        if compactor is _DEFAULT:
+            from .compaction import default_compactor
+
+            compactor = default_compactor()
+        self.compactor: Compactor | None = compactor
+        self.sessions_dir = (
+            Path(sessions_dir) if sessions_dir else self.workspace / ".gemma-agent" / "sessions"
+        )
+        self.max_output_tokens = max_output_tokens
+        self.persist = persist
+        self.fsync = fsync
+        self.sampling = {"temperature": temperature, "seed": seed}
+        self.session_id: str | None = None  # the session of the last run
+        self._conversations: dict[str, _Conversation] = {}
+
+    # -- engine ------------------------------------------------------------------------------
+
+    async def engine(self) -> Engine:
+        """The engine; built from ``model`` on first use (in the running event loop)."""
+        if self._engine is None:
+            from .engines.factory import create_engine
+
+            self._engine = await create_engine({"model": self.model_name, **self.engine_options})
+            self._owns_engine = True
+        return self._engine
+
+    async def aclose(self) -> None:
+        """Close the session logs and the engine if this agent built it."""
+        for conv in self._conversations.values():
+            if conv.log is not None:
+                conv.log.close()
+        if self._owns_engine and self._engine is not None:
+            engine, self._engine = self._engine, None
+            for conv in self._conversations.values():
+                conv.model = None
+            await engine.aclose()
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        task: str | Sequence[Any] | None = None,
+        *,
+        deps: Any = None,
+        session_id: str | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Run a task and yield its events; ends with `RunFinished`.
+
+        Close the iterator (``async with contextlib.aclosing(...)``) or cancel the task that
+        drives it to stop the run: tools are cancelled, the partial turn is kept.
+        """
+        async with contextlib.aclosing(self._stream(task, deps, session_id, [None])) as events:
+            async for event in events:
+                yield event
+
+    async def _stream(
+        self, task: Any, deps: Any, session_id: str | None, box: list[RunState | None]
+    ) -> AsyncGenerator[Event, None]:
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        end = object()
+
+        async def produce() -> None:
+            try:
+                await self._run(task, deps, session_id, queue.put_nowait, box)
+            finally:
+                queue.put_nowait(end)
+
+        producer = asyncio.create_task(produce(), name="gemma-agent-run")
+        try:
+            while True:
+                item = await queue.get()
+                if item is end:
+                    break
+                yield item  # type: ignore[misc]
+            await producer  # re-raises what the run raised
+        finally:
+            if not producer.done():
+                producer.cancel()
+                await asyncio.wait({producer})
+
+    async def run(
+        self,
+        task: str | Sequence[Any] | None = None,
+        *,
+        deps: Any = None,
+        session_id: str | None = None,
+        on_event: Callable[[Event], Any] | None = None,
+    ) -> RunResult:
+        box: list[RunState | None] = [None]
+        async with contextlib.aclosing(self._stream(task, deps, session_id, box)) as events:
+            async for event in events:
+                if on_event is not None:
+                    on_event(event)
+        state = box[0]
+        assert state is not None and state.finished is not None
+        fin = state.finished
+        return RunResult(
+            output=fin.output,
+            turns=list(state.history),
+            usage=state.usage,
+            session_id=self.session_id or "",
+            reason=fin.reason,
+            steps=fin.steps,
+            error=fin.error,
+        )
+
+    def run_sync(
+        self,
+        task: str | Sequence[Any] | None = None,
+        *,
+        deps: Any = None,
+        session_id: str | None = None,
+    ) -> RunResult:
+        """`run` in a fresh event loop. An engine the agent built is closed at the end."""
+
+        async def main() -> RunResult:
+            try:
+                return await self.run(task, deps=deps, session_id=session_id)
+            finally:
+                if self._owns_engine:
+                    await self.aclose()
+
+        return asyncio.run(main())
+
+    async def resume(
+        self, session_id: str, task: str | Sequence[Any] | None = None, *, deps: Any = None
+    ) -> RunResult:
+        """Continue a session (from memory, or rebuilt from its log), optionally with a new task."""
+        return await self.run(task, deps=deps, session_id=session_id)
+
+    def open_session(self, session_id: str) -> list[Message]:
+        """Load a saved session without running it; it becomes the current session."""
+        conv, _ = self._open(session_id, [])
+        self.session_id = conv.session_id
+        return list(conv.history)
+
+    def sessions(self) -> list[str]:
+        """Saved session ids, newest first."""
+        return list_sessions(self.sessions_dir)
+
+    def history(self, session_id: str | None = None) -> list[Message]:
+        conv = self._conversations.get(session_id or self.session_id or "")
+        return list(conv.history) if conv else []
+
+    # -- compaction ----------------------------------------------------------------------------
+
+    async def compact(
+        self, focus: str | None = None, *, session_id: str | None = None
+    ) -> HistoryCompacted | None:
+        """Compact a session's history now (between runs); returns what was done."""
+        conv = self._conversation(session_id)
+        if self.compactor is None:
+            raise ConfigError("Compaction is off (compactor=None).")
+        if conv.busy:
+            raise ConfigError("The session is running; compaction happens between its steps.")
+        model = await self._model_for(conv)
+        state = self._state(conv, model, lambda _e: None, None)
+        ctx = CompactionContext(
+            count_tokens=model.count_tokens,
+            limit_tokens=model.context_limit,
+            manual=True,
+            focus=focus,
+            summarize=state.summarize,
+            spill=conv.spill,
+            tokens=model.context_tokens(conv.history),
+        )
+        done: Compaction | None = await self.compactor.compact(conv.history, ctx)
+        if done is None:
+            return None
+        conv.ledger.record(conv.history, done)
+        conv.history[:] = done.history
+        if conv.log is not None:
+            conv.log.compaction(list(done.history), done.event)
+        return done.event
+
+    def undo_compaction(self, *, session_id: str | None = None) -> None:
+        """Restore the history from before the last compaction (messages added since are kept)."""
+        conv = self._conversation(session_id)
+        conv.history[:] = conv.ledger.undo(conv.history)
+        if conv.log is not None:
+            conv.log.write({"type": "undo_compaction"}, sync=True)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _conversation(self, session_id: str | None) -> _Conversation:
+        sid = session_id or self.session_id
+        if sid is None or sid not in self._conversations:
+            raise ConfigError("No session yet: run a task first (or pass session_id=).")
+        return self._conversations[sid]
+
+    def _open(self, session_id: str | None, notices: list[Notice]) -> tuple[_Conversation, bool]:
+        """The conversation to run in, and whether it continues an earlier one."""
+        if session_id is not None and session_id in self._conversations:
+            return self._conversations[session_id], True
+        from ..tools.spill import SpillStore
+
+        if session_id is None:
+            sid = new_session_id()
+            log = None
+            if self.persist:
+                log = SessionLog.create(
+                    self.sessions_dir,
+                    sid,
+                    fsync=self.fsync,
+                    model=self.model_name
+                    or (getattr(self._engine, "info", None) and self._engine.info.model),  # type: ignore[union-attr]
+                    workspace=str(self.workspace),
+                    thinking=self.thinking,
+                )
+            spill = SpillStore(self.sessions_dir / f"{sid}.spill") if self.persist else SpillStore()
+            conv = _Conversation(sid, [], log, spill=spill)
+            resumed = False
+        else:
+            path = session_path(self.sessions_dir, session_id)
+            saved = load_session(path)
+            notices += [Notice(w, "warning") for w in saved.warnings]
+            log = SessionLog(path, fsync=self.fsync)
+            conv = _Conversation(saved.session_id, saved.history, log)
+            for before, after, event in saved.undo_stack:
+                conv.ledger.entries.append(
+                    LedgerEntry(
+                        str(event.get("compaction_id") or new_id("c")),
+                        tuple(before),
+                        tuple(after),
+                        _compacted_event(event),
+                    )
+                )
+            conv.spill = SpillStore(self.sessions_dir / f"{saved.session_id}.spill")
+            if saved.interrupted_turn is not None:
+                log.message(saved.history[-1])  # the turn, completed with "interrupted" results
+                notices.append(Notice("the last run was interrupted during tool calls", "warning"))
+            resumed = True
+        self._conversations[conv.session_id] = conv
+        return conv, resumed
+
+    async def _model_for(self, conv: _Conversation) -> ModelLayer:
+        engine = await self.engine()
+        if conv.model is None or conv.model.engine is not engine:
+            decls = [] if self.tool_choice == "none" else self.registry.declarations()
+            if self.output_tool is not None and self.tool_choice != "none":
+                decls.append(self.output_tool.declaration())
+            conv.model = ModelLayer(
+                engine,
+                declarations=decls,
+                instructions=self.instructions,
+                thinking=self.thinking,
+                max_output_tokens=self.max_output_tokens,
+                media=_media_loader,
+            )
+        return conv.model
+
+    def _state(
+        self, conv: _Conversation, model: ModelLayer, emit: Callable[[object], None], deps: Any
+    ) -> RunState:
+        runtime = ToolRuntime(
+            registry=self.registry,
+            workspace=self.workspace,
+            policy=self.policy,
+            on_approval=self.on_approval,
+            deps=deps,
+            spill=conv.spill,
+        )
+        return RunState(
+            model=model,
+            tools=runtime,
+            history=conv.history,
+            emit=emit,
+            limits=self.limits,
+            thinking=self.thinking_budget,
+            tool_choice=self.tool_choice,
+            plan_first=self.plan_first,
+            output_tool=self.output_tool,
+            compactor=self.compactor,
+            log=conv.log,
+            sampling=dict(self.sampling),
+        )
+
+    async def _run(
+        self,
+        task: Any,
+        deps: Any,
+        session_id: str | None,
+        put: Callable[[object], None],
+        box: list[RunState | None],
+    ) -> None:
+        notices: list[Notice] = []
+        conv, resumed = self._open(session_id, notices)
+        if conv.busy:
+            raise ConfigError(f"Session {conv.session_id} is already running.")
+        conv.busy = True
+        try:
+            model = await self._model_for(conv)
+            log = conv.log
+
+            def emit(event: object) -> None:
+                put(event)
+                if log is not None and getattr(event, "kind", None) in _LOGGED:
+                    log.event(event)  # type: ignore[arg-type]
+
+            state = self._state(conv, model, emit, deps)
+            box[0] = state
+            self.session_id = conv.session_id
+            text = ""
+            if task is not None:
+                from .media import as_user_input, check_media
+
+                text, attachments = as_user_input(task)
+                if attachments:
+                    info = model.engine.info
+                    check_media(attachments, modalities=info.modalities, model=info.model)
+                message = UserMessage(content=text, attachments=attachments)
+                conv.history.append(message)
+                if log is not None:
+                    log.message(message)
+            emit(RunStarted(conv.session_id, text, model.engine.info.model, resumed=resumed))
+            for notice in notices:
+                emit(notice)
+            last = conv.history[-1] if conv.history else None
+            if last is None:
+                raise ConfigError("Nothing to do: give a task (the session is empty).")
+            if isinstance(last, ModelTurn) and not last.tool_calls:
+                state.finish("final_answer", output=last.text)  # resumed after its final answer
+                return
+            _wrap_compactor(state, conv)
+            await run_loop(state)
+        finally:
+            conv.busy = False
+
+
+def _compacted_event(data: dict[str, Any]) -> HistoryCompacted:
+    return HistoryCompacted(
+        tier=str(data.get("tier", "")),
+        tokens_before=int(data.get("tokens_before", 0)),
+        tokens_after=int(data.get("tokens_after", 0)),
+        dropped=tuple(
+            DroppedItem(str(d["id"]), str(d["description"])) for d in data.get("dropped", ())
+        ),
+        summary=data.get("summary"),
+        compaction_id=str(data.get("compaction_id", "")),
+    )
+
+
+def _wrap_compactor(state: RunState, conv: _Conversation) -> None:
+    """Record automatic compactions in the conversation's ledger (for undo)."""
+    ledger = conv.ledger
+    inner = state.compactor
+    if inner is None:
+        return
+
+    class _Recorded:
+        name = getattr(inner, "name", "compactor")
+
+        async def compact(
+            self, history: Sequence[Message], ctx: CompactionContext
+        ) -> Compaction | None:
+            assert inner is not None
+            done = await inner.compact(history, ctx)
+            if done is not None:
+                ledger.record(history, done)
+            return done
+
+    state.compactor = _Recorded()
+
+
+def _media_loader(attachments: Sequence[Any]) -> list[Any]:
+    from .media import to_media_items
+
+    return to_media_items(attachments)
+
+
+def _policy(approval: Any, workspace: Path) -> Any:
+    if approval is None:
+        return None
+    if not isinstance(approval, str):
+        return approval  # an ApprovalPolicy (anything with decide/remember)
+    from ..tools import ApprovalPolicy
+
+    return ApprovalPolicy.for_project(workspace, approval)  # type: ignore[arg-type]  # "always allow" persists per project
+
+
+__all__ = ["Agent", "ApprovalRequested", "RunFinished", "RunResult", "RunUsage"]

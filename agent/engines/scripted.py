@@ -1,0 +1,184 @@
+"""ScriptedEngine: a deterministic engine for tests (ours and users').
+
+Each request consumes the next scripted output: a string (the model's raw output, control
+markers written as text, e.g. ``'<|tool_call>call:ls{path:<|"|>.<|"|>}<tool_call|>'``), an
+exception (raised as the request's failure) or a callable ``(ScriptedRequest) -> str``. A string
+without a final stop marker gets one: ``<|tool_response>`` after a tool call, else ``<turn|>``.
+
+    engine = ScriptedEngine(["Hello!"])
+    agent = Agent(engine=engine)
+    assert agent.run_sync("hi").output == "Hello!"
+    engine.assert_complete()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from ...prompts.tokens import (
+    STOP_MARKERS,
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+    TOOL_RESPONSE_OPEN,
+    TURN_CLOSE,
+    ByteTokenizer,
+    Tokenizer,
+)
+from .base import EngineDelta, EngineInfo, EngineRequest, EngineUsage, FinishReason, PromptIds
+
+
+@dataclass(slots=True)
+class ScriptedRequest:
+    """One request the engine received; ids are copied and text decoded only when asked for."""
+
+    request: EngineRequest
+    tokenizer: Tokenizer = field(repr=False)
+    output: str = ""  # what the engine answered (after the stop marker was added)
+    _ids: tuple[int, ...] | None = field(default=None, repr=False)
+
+    @property
+    def prompt_ids(self) -> tuple[int, ...]:
+        if self._ids is None:
+            self._ids = tuple(self.request.prompt_ids)
+        return self._ids
+
+    @property
+    def prompt_text(self) -> str:
+        return self.tokenizer.decode(self.prompt_ids)
+
+
+ScriptedOutput = str | BaseException | Callable[[ScriptedRequest], str]
+
+
+class ScriptedEngine:
+    """An `Engine` that replays scripted outputs and records every request."""
+
+    def __init__(
+        self,
+        outputs: Sequence[ScriptedOutput] = (),
+        *,
+        tokenizer: Tokenizer | None = None,
+        chunk_tokens: int = 3,
+        token_delay: float = 0.0,
+        variant: str = "E4B",
+        max_model_len: int = 32768,
+        supports_grammar: bool = False,
+        model: str = "scripted",
+    ) -> None:
+        if chunk_tokens < 1:
+            raise ValueError("chunk_tokens must be at least 1")
+        self.tokenizer: Tokenizer = tokenizer or ByteTokenizer()
+        self.info = EngineInfo(
+            model=model,
+            variant=variant,
+            max_model_len=max_model_len,
+            supports_grammar=supports_grammar,
+        )
+        self.outputs: list[ScriptedOutput] = list(outputs)
+        self.requests: list[ScriptedRequest] = []
+        self.chunk_tokens = chunk_tokens
+        self.token_delay = token_delay
+        self.closed = False
+        self._next = 0
+        # The previous request (prompt, output ids): the simulated prefix cache.
+        self._last: tuple[Sequence[int], list[int]] | None = None
+        self._stop_ids = {self.tokenizer.control_id(m) for m in STOP_MARKERS}
+
+    def add(self, *outputs: ScriptedOutput) -> None:
+        self.outputs.extend(outputs)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.outputs) - self._next
+
+    def assert_complete(self) -> None:
+        """Fail unless every scripted output was consumed."""
+        if self._next != len(self.outputs):
+            raise AssertionError(
+                f"ScriptedEngine: {self.remaining} of {len(self.outputs)} scripted outputs "
+                f"were not requested (next: {self.outputs[self._next]!r:.80})"
+            )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text))
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def _cached_prefix(self, prompt: Sequence[int]) -> int:
+        """Length of the common prefix with the previous request's prompt + output."""
+        if self._last is None:
+            return 0
+        prev, out = self._last
+        if (
+            isinstance(prompt, PromptIds)
+            and isinstance(prev, PromptIds)
+            and prompt.base is prev.base
+            and len(prompt) >= len(prev)
+        ):
+            # Same append-only storage: the previous prompt is a prefix. Compare the output only.
+            n = len(prev)
+            tail = prompt[n : n + len(out)]
+            k = 0
+            while k < len(tail) and tail[k] == out[k]:
+                k += 1
+            return n + k
+        seen = [*prev, *out]
+        n = min(len(seen), len(prompt))
+        a, b = list(prompt[:n]), seen[:n]
+        if a == b:
+            return n
+        return next(i for i in range(n) if a[i] != b[i])
+
+    def _with_stop(self, text: str) -> str:
+        if text.endswith(STOP_MARKERS):
+            return text
+        tail = text.rfind(TOOL_CALL_OPEN)
+        is_call = tail >= 0 and TOOL_CALL_CLOSE in text[tail:]
+        return text + (TOOL_RESPONSE_OPEN if is_call else TURN_CLOSE)
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineDelta]:
+        if self.closed:
+            from ...errors import EngineUnavailable
+
+            raise EngineUnavailable("ScriptedEngine is closed")
+        await asyncio.sleep(0)  # a real engine suspends here: let other tasks (and consumers) run
+        prompt = request.prompt_ids
+        record = ScriptedRequest(request, self.tokenizer)
+        if not isinstance(prompt, PromptIds):
+            record._ids = tuple(prompt)  # a caller's list may change later: snapshot it now
+        self.requests.append(record)
+        if self._next >= len(self.outputs):
+            raise AssertionError(
+                f"ScriptedEngine: request {len(self.requests)} but only "
+                f"{len(self.outputs)} outputs were scripted"
+            )
+        item = self.outputs[self._next]
+        self._next += 1
+        if isinstance(item, BaseException):
+            raise item
+        text = item(record) if callable(item) else item
+        text = self._with_stop(text)
+        record.output = text
+        ids = self.tokenizer.encode(text)
+        finish: FinishReason = "stop"
+        if len(ids) > request.max_tokens:
+            ids, finish = ids[: request.max_tokens], "length"
+        elif ids and ids[-1] not in self._stop_ids:
+            finish = "length"
+        cached = self._cached_prefix(prompt)
+        self._last = (prompt, ids)
+        step = self.chunk_tokens
+        for start in range(0, max(len(ids), 1), step):
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay * min(step, len(ids) - start))
+            chunk = ids[start : start + step]
+            last = start + step >= len(ids)
+            yield EngineDelta(
+                token_ids=chunk,
+                text=self.tokenizer.decode(chunk),
+                finish_reason=finish if last else None,
+                usage=EngineUsage(len(prompt), cached, len(ids)) if last else None,
+            )

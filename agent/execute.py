@@ -1,0 +1,184 @@
+"""Executing one turn's tool calls: approvals first, then the calls, concurrently.
+
+Calls run under a TaskGroup; a tool marked ``sequential`` runs alone, in call order, between
+the concurrent batches around it. A denied, invalid or unknown call becomes an error result the
+model reads. Results are reported as soon as each call finishes (the session log writes them
+then), so a crash loses only the calls still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..tools import ToolContext, ToolRegistry
+from .events import (
+    ApprovalDecision,
+    ApprovalRequested,
+    Notice,
+    PlanItem,
+    PlanUpdated,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from .messages import ToolCall, ToolResult
+
+Emit = Callable[[object], None]
+ApprovalCallback = Callable[[ApprovalRequested], Awaitable[ApprovalDecision | None]]
+# A call handled by the loop itself (final_answer): returns its result directly.
+Special = Callable[[ToolCall], ToolResult]
+
+_PLAN_STATUS = {"pending", "in_progress", "done", "cancelled"}
+
+
+@dataclass
+class ToolRuntime:
+    registry: ToolRegistry
+    workspace: Path
+    policy: Any = None  # tools.ApprovalPolicy or None (= allow everything)
+    on_approval: ApprovalCallback | None = None
+    deps: Any = None
+    spill: Any = None  # tools.SpillStore
+    special: dict[str, Special] = field(default_factory=dict)
+
+
+def tool_event(event: object, step: int) -> object | None:
+    """Translate what a tool emits (PlanChanged, ToolNotice, our events) into a run event."""
+    name = type(event).__name__
+    if name == "PlanChanged":
+        items = tuple(
+            PlanItem(str(text), status if status in _PLAN_STATUS else "pending")  # type: ignore[arg-type]
+            for text, status in getattr(event, "items", ())
+        )
+        return PlanUpdated(items, step)
+    if name == "ToolNotice":
+        level = getattr(event, "level", "info")
+        return Notice(
+            str(getattr(event, "message", "")),
+            "warning" if level == "warning" else "error" if level == "error" else "info",
+            step,
+        )
+    if hasattr(event, "kind"):
+        return event
+    return None
+
+
+async def execute_calls(
+    rt: ToolRuntime,
+    calls: Sequence[ToolCall],
+    *,
+    step: int,
+    emit: Emit,
+    invalid: dict[str, str],
+    results: dict[str, ToolResult],
+    on_result: Callable[[ToolResult], None],
+    crashed: list[str] | None = None,
+) -> None:
+    """Fill ``results`` (call id → result) for every call; ``invalid`` holds parse errors."""
+
+    crashed = crashed if crashed is not None else []
+
+    def tool_emit(event: object) -> None:
+        ev = tool_event(event, step)
+        if ev is not None:
+            emit(ev)
+
+    def finish(call: ToolCall, result: ToolResult, started: float) -> None:
+        results[call.id] = result
+        on_result(result)
+        emit(ToolCallFinished(call, result, step, time.perf_counter() - started))
+
+    for call in calls:
+        emit(ToolCallStarted(call, step))
+    runnable: list[ToolCall] = []
+    for call in calls:  # approvals first, in call order, before anything runs
+        t0 = time.perf_counter()
+        if call.id in invalid:
+            finish(call, _error(call, invalid[call.id]), t0)
+        elif call.name in rt.special:
+            finish(call, rt.special[call.name](call), t0)
+        elif (tool := rt.registry.get(call.name)) is None:
+            runnable.append(call)  # the registry answers with the closest names
+        else:
+            denial = await _approve(rt, tool, call, step, emit)
+            if denial is not None:
+                finish(call, _error(call, denial), t0)
+            else:
+                runnable.append(call)
+
+    async def run_one(call: ToolCall) -> None:
+        t0 = time.perf_counter()
+        ctx = ToolContext(rt.workspace, rt.deps, call.id, tool_emit, **_spill(rt))
+        outcome = await rt.registry.call(call.name, call.arguments, ctx)
+        result = ToolResult(
+            call_id=call.id,
+            name=call.name,
+            content=outcome.content,
+            is_error=outcome.is_error,
+            spill_id=outcome.spill_id,
+        )
+        if outcome.crashed:
+            crashed.append(call.id)
+        finish(call, result, t0)
+
+    for batch in _batches(rt, runnable):
+        if len(batch) == 1:
+            await run_one(batch[0])
+            continue
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(run_one(c), name=f"tool:{c.name}") for c in batch]
+        del tasks
+
+
+def _spill(rt: ToolRuntime) -> dict[str, Any]:
+    return {"spill": rt.spill} if rt.spill is not None else {}
+
+
+def _batches(rt: ToolRuntime, calls: Sequence[ToolCall]) -> list[list[ToolCall]]:
+    """Consecutive non-sequential calls share a batch; a sequential tool gets its own."""
+    out: list[list[ToolCall]] = []
+    current: list[ToolCall] = []
+    for call in calls:
+        tool = rt.registry.get(call.name)
+        if tool is not None and tool.sequential:
+            if current:
+                out.append(current)
+                current = []
+            out.append([call])
+        else:
+            current.append(call)
+    if current:
+        out.append(current)
+    return out
+
+
+async def _approve(rt: ToolRuntime, tool: Any, call: ToolCall, step: int, emit: Emit) -> str | None:
+    """None when the call may run, else the reason it may not (the model reads it)."""
+    if rt.policy is None:
+        return None
+    decision = rt.policy.decide(tool, call.arguments)
+    if decision.action == "allow":
+        return None
+    if decision.action == "deny":
+        return f"Denied by the approval policy: {decision.reason}"
+    answer: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
+    request = ApprovalRequested(call, decision.reason, step, answer)
+    emit(request)
+    if rt.on_approval is not None:
+        choice = await rt.on_approval(request)
+        if choice is not None:
+            request.respond(choice)
+    choice = await answer
+    if choice == "allow_always":
+        rt.policy.remember(tool, call.arguments)
+    if choice in ("allow", "allow_always"):
+        return None
+    return "The user denied this call. Do not retry it; choose another approach or ask."
+
+
+def _error(call: ToolCall, message: str) -> ToolResult:
+    return ToolResult(call_id=call.id, name=call.name, content=message, is_error=True)

@@ -1,0 +1,233 @@
+"""Persistent sessions: an append-only JSONL log per session, and resume.
+
+One file per session, ``<sessions_dir>/<session_id>.jsonl``; one JSON object per line with a
+``type``:
+
+- ``meta``            first line: session id, creation time, model, workspace, format version
+- ``message``         a message appended to the history (user message, finished model turn)
+- ``turn_pending``    a model turn whose tool calls are running (no results yet)
+- ``tool_result``     one finished tool call of the pending turn (written as soon as it ends)
+- ``compaction``      the history was replaced by a compactor (``history`` + its ``event``)
+- ``undo_compaction`` the last compaction was undone
+- ``failed_attempt``  malformed model output that was re-decoded and kept out of the history
+- ``event``           other events that matter (run started/finished, usage, approvals, ...)
+
+Records are flushed on every write and fsynced at turn boundaries and after every tool result,
+so a crash loses at most the tool calls still running. Loading tolerates a torn last line (a
+crash in the middle of a write) with a warning; a corrupt line elsewhere is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..errors import ConfigError
+from .events import Event, event_to_dict
+from .messages import Message, ModelTurn, ToolResult
+
+log = logging.getLogger(__name__)
+
+SESSION_FORMAT = 1
+MESSAGE = TypeAdapter(Message)
+INTERRUPTED = "interrupted: the run stopped before this call finished; call it again if needed"
+
+
+def new_session_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def session_path(sessions_dir: Path, session_id: str) -> Path:
+    if not session_id or "/" in session_id or "\\" in session_id or session_id.startswith("."):
+        raise ConfigError(f"Invalid session id {session_id!r}: use the id printed by a run.")
+    return sessions_dir / f"{session_id}.jsonl"
+
+
+def list_sessions(sessions_dir: Path) -> list[str]:
+    """Session ids under a folder, newest first."""
+    if not sessions_dir.is_dir():
+        return []
+    files = sorted(sessions_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [p.stem for p in files]
+
+
+class SessionLog:
+    """Appends records to one session file. Not thread-safe; one writer per session."""
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.path = path
+        self.fsync = fsync
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    @classmethod
+    def create(
+        cls, sessions_dir: Path, session_id: str, *, fsync: bool = True, **meta: Any
+    ) -> SessionLog:
+        path = session_path(sessions_dir, session_id)
+        if path.exists():
+            raise ConfigError(f"Session {session_id} already exists at {path}.")
+        log_ = cls(path, fsync=fsync)
+        log_.write(
+            {
+                "type": "meta",
+                "session_id": session_id,
+                "format": SESSION_FORMAT,
+                "created": time.time(),
+                **meta,
+            },
+            sync=True,
+        )
+        return log_
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def write(self, record: dict[str, Any], *, sync: bool = False) -> None:
+        self.write_line(json.dumps(record, ensure_ascii=False, default=repr), sync=sync)
+
+    def write_line(self, line: str, *, sync: bool = False) -> None:
+        f = self._file
+        if f is None:
+            raise ValueError(f"session log {self.path} is closed")
+        f.write(line + "\n")
+        f.flush()
+        if sync and self.fsync:
+            os.fsync(f.fileno())
+
+    # Typed helpers. Messages are dumped by pydantic-core straight to JSON text (fast path).
+
+    def message(self, message: Message, *, sync: bool = True) -> None:
+        self.write_line('{"type":"message","message":' + message.model_dump_json() + "}", sync=sync)
+
+    def turn_pending(self, turn: ModelTurn) -> None:
+        # Not fsynced: the fsync after the first result (or the finished turn) covers it.
+        self.write_line('{"type":"turn_pending","turn":' + turn.model_dump_json() + "}")
+
+    def tool_result(self, turn_id: str, result: ToolResult) -> None:
+        self.write_line(
+            '{"type":"tool_result","turn_id":'
+            + json.dumps(turn_id)
+            + ',"result":'
+            + result.model_dump_json()
+            + "}",
+            sync=True,
+        )
+
+    def compaction(self, history: list[Message], event: Event) -> None:
+        self.write(
+            {
+                "type": "compaction",
+                "history": [m.model_dump(mode="json") for m in history],
+                "event": event_to_dict(event),
+            },
+            sync=True,
+        )
+
+    def event(self, event: Event, *, sync: bool = False) -> None:
+        self.write({"type": "event", "event": event_to_dict(event)}, sync=sync)
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.flush()
+                if self.fsync:
+                    os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+                self._file = None
+
+
+@dataclass
+class SessionState:
+    """A session rebuilt from its log."""
+
+    session_id: str
+    meta: dict[str, Any]
+    history: list[Message]
+    # Each compaction still in effect, oldest first: (history before, history right after,
+    # its HistoryCompacted event as a dict). Rebuilds the undo ledger on resume.
+    undo_stack: list[tuple[list[Message], list[Message], dict[str, Any]]] = field(
+        default_factory=list
+    )
+    events: list[dict[str, Any]] = field(default_factory=list)
+    failed_attempts: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # A model turn whose calls were running when the log ended (completed with error results).
+    interrupted_turn: str | None = None
+
+
+def load_session(path: Path) -> SessionState:
+    """Rebuild a session's history exactly from its log."""
+    if not path.is_file():
+        raise ConfigError(f"No session log at {path}: check the id (see .gemma-agent/sessions/).")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    state = SessionState(session_id=path.stem, meta={}, history=[])
+    pending: ModelTurn | None = None
+    results: dict[str, ToolResult] = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+            kind = record.get("type")
+            if kind == "meta":
+                state.meta = record
+                state.session_id = str(record.get("session_id", state.session_id))
+            elif kind == "message":
+                message = MESSAGE.validate_python(record["message"])
+                if pending is not None and message.id == pending.id:
+                    pending, results = None, {}
+                state.history.append(message)
+            elif kind == "turn_pending":
+                pending, results = ModelTurn.model_validate(record["turn"]), {}
+            elif kind == "tool_result":
+                result = ToolResult.model_validate(record["result"])
+                if pending is not None and record.get("turn_id") == pending.id:
+                    results[result.call_id] = result
+            elif kind == "compaction":
+                after = [MESSAGE.validate_python(m) for m in record["history"]]
+                state.undo_stack.append((state.history, after, record.get("event") or {}))
+                state.history = list(after)
+            elif kind == "undo_compaction":
+                if state.undo_stack:  # like CompactionLedger.undo: later messages are kept
+                    before, after, _ = state.undo_stack.pop()
+                    state.history = [*before, *state.history[len(after) :]]
+            elif kind == "failed_attempt":
+                state.failed_attempts.append(record)
+            elif kind == "event":
+                state.events.append(record["event"])
+            else:
+                state.warnings.append(f"line {number}: unknown record type {kind!r}, skipped")
+        except (ValueError, KeyError, ValidationError) as e:
+            if number == len(lines):
+                msg = f"{path.name}: the last line is incomplete (torn write), ignored: {e}"
+                log.warning(msg)
+                state.warnings.append(msg)
+                break
+            raise ConfigError(
+                f"Session log {path} is corrupt at line {number} ({e}); "
+                "fix or delete that line to resume."
+            ) from e
+    if pending is not None:
+        # Calls that finished keep their results; the rest get a result saying they were cut off.
+        done = tuple(
+            results.get(c.id)
+            or ToolResult(call_id=c.id, name=c.name, content=INTERRUPTED, is_error=True)
+            for c in pending.tool_calls
+        )
+        state.history.append(pending.model_copy(update={"tool_results": done}))
+        state.interrupted_turn = pending.id
+    return state

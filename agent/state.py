@@ -1,0 +1,223 @@
+"""The state of one run and the small operations the loop performs on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..prompts.grammar import tool_call_grammar
+from ..tools.base import InvalidArguments
+from .compaction import Compactor
+from .events import HistoryCompacted, Notice, RunFinished, StopReason, TurnFinished
+from .execute import ToolRuntime
+from .limits import RunLimits, ThinkingBudget
+from .messages import Message, ModelTurn, ToolCall, ToolResult, UserMessage
+from .model import Generation, ModelLayer
+from .output import FINAL_ANSWER, OutputTool
+from .session import SessionLog
+
+Emit = Callable[[object], None]
+
+
+@dataclass
+class RunUsage:
+    """Totals over one run."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    generated_tokens: int = 0
+    thinking_tokens: int = 0
+    tool_calls: int = 0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+@dataclass
+class RunState:
+    model: ModelLayer
+    tools: ToolRuntime
+    history: list[Message]
+    emit: Emit
+    limits: RunLimits
+    thinking: ThinkingBudget
+    tool_choice: str = "auto"
+    plan_first: bool = False
+    output_tool: OutputTool | None = None
+    compactor: Compactor | None = None
+    log: SessionLog | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    failed: bool = False  # the previous step failed: more thinking budget for this one
+    crashes: int = 0
+    output: Any = None
+    output_ready: bool = False
+    usage: RunUsage = field(default_factory=RunUsage)
+    finished: RunFinished | None = None
+
+    def __post_init__(self) -> None:
+        if self.output_tool is not None:
+            self.tools.special[FINAL_ANSWER] = self.accept_final
+
+    # -- events, history, log ------------------------------------------------------------
+
+    def finish(
+        self, reason: StopReason, error: str | None = None, *, output: Any = None
+    ) -> RunFinished:
+        event = RunFinished(reason, output=output, error=error, steps=self.step)
+        self.finished = event
+        self.emit(event)
+        return event
+
+    def commit(self, turn: ModelTurn) -> None:
+        """Append a finished model turn to the history and the log (a turn boundary: fsync)."""
+        self.history.append(turn)
+        if self.log is not None:
+            self.log.message(turn)
+        self.usage.tool_calls += len(turn.tool_calls)
+        if not turn.tool_calls:
+            self.model.forget()
+        self.emit(TurnFinished(turn, self.step))
+
+    def nudge(self, text: str) -> None:
+        """Tell the model something as a user message (breaks the append: rare paths only)."""
+        message = UserMessage(content=f"[agent] {text}")
+        self.history.append(message)
+        if self.log is not None:
+            self.log.message(message)
+        self.emit(Notice(text, "warning", self.step))
+
+    def failed_attempt(self, gen: Generation, problems: list[str], attempt: int) -> None:
+        """A malformed output that is re-decoded: logged, never part of the history."""
+        text = self.model.tokenizer.decode(gen.ids)
+        if self.log is not None:
+            self.log.write(
+                {
+                    "type": "failed_attempt",
+                    "step": self.step,
+                    "attempt": attempt,
+                    "problems": problems,
+                    "output": text,
+                }
+            )
+        short = "; ".join(p.splitlines()[0][:120] for p in problems)
+        self.emit(
+            Notice(
+                f"malformed output ({short}); re-decoding with the tool-call grammar "
+                f"(attempt {attempt + 1})",
+                "warning",
+                self.step,
+            )
+        )
+
+    def replace_history(self, history: list[Message], event: HistoryCompacted) -> None:
+        self.history[:] = history  # the model layer notices (identity) and re-renders if needed
+        if self.log is not None:
+            self.log.compaction(list(history), event)
+        self.emit(event)
+
+    def add_usage(self, gen: Generation) -> None:
+        u = self.usage
+        u.requests += 1
+        u.prompt_tokens += gen.usage.prompt_tokens
+        u.cached_prompt_tokens += gen.usage.cached_prompt_tokens
+        u.generated_tokens += gen.usage.generated_tokens
+        u.thinking_tokens += gen.usage.thinking_tokens
+
+    # -- request shaping -----------------------------------------------------------------
+
+    def choice_for_step(self) -> str:
+        if self.plan_first and self.step == 1:
+            return "update_plan"
+        return self.tool_choice
+
+    def grammar(self, choice: str, prompt: list[int]) -> str | None:
+        if choice in ("auto", "none") or not self.model.engine.info.supports_grammar:
+            return None
+        if not self.model.declarations:
+            return None
+        return tool_call_grammar(
+            self.model.declarations,
+            choice,
+            thinking=self.model.thinking,
+            prompt_in_thought=self.model.prompt_in_thought(prompt),
+        )
+
+    def budget_spent(self) -> bool:
+        limit = self.limits.max_tokens
+        return limit is not None and self.usage.generated_tokens >= limit
+
+    def max_tokens_for(self, prompt_len: int) -> int:
+        room = self.model.engine.info.max_model_len - prompt_len
+        n = min(self.model.max_output_tokens, room)
+        if self.limits.max_tokens is not None:
+            n = min(n, self.limits.max_tokens - self.usage.generated_tokens)
+        return max(n, 1)
+
+    # -- checks --------------------------------------------------------------------------
+
+    def check(self, gen: Generation, choice: str) -> tuple[list[str], dict[str, str]]:
+        """Problems worth a re-decode, and the calls that must not run (id → error for the model)."""
+        problems: list[str] = []
+        invalid: dict[str, str] = dict(gen.call_errors)
+        for c in gen.parsed.tool_calls:
+            if not c.complete:
+                cut = gen.finish_reason == "length"
+                problems.append(
+                    f"tool call {c.name or '?'} was {'cut off' if cut else 'malformed'}"
+                )
+        for call in gen.calls:
+            if call.id in invalid:
+                continue
+            if choice == "none" or self.tool_choice == "none":
+                invalid[call.id] = "Tools are disabled for this run; answer in text."
+                continue
+            if call.name == FINAL_ANSWER and self.output_tool is not None:
+                continue
+            tool = self.tools.registry.get(call.name)
+            if tool is None:
+                continue  # the registry answers with the closest names; not worth a re-decode
+            try:
+                tool.validate(call.arguments)
+            except InvalidArguments as e:
+                invalid[call.id] = str(e)
+        problems += [f"invalid call: {msg}" for msg in invalid.values()]
+        if choice not in ("auto", "none") and not gen.calls:
+            problems.append(f"no tool call although tool_choice is {choice!r}")
+        return problems, invalid
+
+    def missing_call_problem(self) -> str | None:
+        """Why a turn without calls is not an acceptable final answer (None when it is)."""
+        choice = self.choice_for_step()
+        if self.plan_first and self.step == 1:
+            return "Start by writing your plan with update_plan"
+        if choice not in ("auto", "none"):
+            return f"You must call a tool (tool_choice={choice!r})"
+        if self.output_tool is not None:
+            return f"Give the final result by calling {FINAL_ANSWER}, not as text"
+        return None
+
+    def accept_final(self, call: ToolCall) -> ToolResult:
+        assert self.output_tool is not None
+        value, error = self.output_tool.accept(call.arguments)
+        if error is not None:
+            return ToolResult(call_id=call.id, name=call.name, content=error, is_error=True)
+        self.output, self.output_ready = value, True
+        return ToolResult(call_id=call.id, name=call.name, content="accepted")
+
+    async def summarize(self, instruction: str) -> str:
+        text, usage = await self.model.summarize(self.history, instruction)
+        self.usage.requests += 1
+        self.usage.prompt_tokens += usage.prompt_tokens
+        self.usage.cached_prompt_tokens += usage.cached_prompt_tokens
+        self.usage.generated_tokens += usage.generated_tokens
+        return text
+
+
+def short_args(arguments: dict[str, Any], limit: int = 120) -> str:
+    text = json.dumps(arguments, ensure_ascii=False, default=repr)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
