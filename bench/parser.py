@@ -1,15 +1,19 @@
 """Benchmark the Gemma 4 output parser (prints figures; nothing is asserted).
 
 Whole-text parse and token-by-token streaming parse of 100 KB and 1 MB tool-call-heavy outputs
-and of ONE call carrying 100 KB (a write_file of a big file). Where vLLM imports, its Gemma 4
-parser runs on the same deltas side by side (it is much slower: the run is capped per case).
+and of ONE call carrying 100 KB (a write_file of a big file), each the best of --repeat runs, in
+wall time and in CPU time of this process (steadier on a shared machine), with the load average.
+With the tiny model's tokenizer at hand (agent/engines/tiny.py), the same outputs are also
+streamed by id, one token id per feed_ids call. Where vLLM imports, its Gemma 4 parser runs on
+the same deltas side by side (it is much slower: the run is capped per case).
 
-    .venv/bin/python bench/parser.py [--vllm-budget SECONDS]
+    .venv/bin/python bench/parser.py [--repeat N] [--vllm-budget SECONDS] [--no-ids]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import sys
@@ -86,13 +90,15 @@ def token_deltas(text: str) -> list[str]:
     return deltas
 
 
-def timed(fn: Callable[[], Any], repeat: int = 3) -> float:
-    best = float("inf")
+def timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, float]:
+    """Best wall time and best CPU time of ``repeat`` runs."""
+    wall = cpu = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        c1, t1 = time.process_time(), time.perf_counter()
+        wall, cpu = min(wall, t1 - t0), min(cpu, c1 - c0)
+    return wall, cpu
 
 
 def ours_whole(text: str) -> Any:
@@ -104,6 +110,25 @@ def ours_stream(deltas: list[str]) -> Any:
     for d in deltas:
         p.feed_text(d)
     return p.finish()
+
+
+def ours_stream_ids(ids: list[list[int]], tokenizer: Any) -> Any:
+    p = StreamParser(TOOLS, tokenizer=tokenizer)
+    for one in ids:
+        p.feed_ids(one)
+    return p.finish()
+
+
+def tiny_tokenizer() -> Any:
+    """The tiny Gemma 4 model's HF tokenizer when it is built or can be (None otherwise)."""
+    try:
+        from gemma_agent.agent.engines.tiny import tiny_model_path
+        from gemma_agent.agent.engines.tokenizer import HFTokenizer
+
+        return HFTokenizer(tiny_model_path())
+    except Exception as e:
+        print(f"tiny tokenizer not available ({type(e).__name__}: {e}); skipping the id runs")
+        return None
 
 
 def vllm_runner() -> Callable[[list[str], float], float | None] | None:
@@ -159,11 +184,18 @@ def vllm_runner() -> Callable[[list[str], float], float | None] | None:
     return run
 
 
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure (the best is shown)")
     ap.add_argument(
         "--vllm-budget", type=float, default=60.0, help="seconds per vLLM case (0: skip)"
     )
+    ap.add_argument("--no-ids", action="store_true", help="skip the by-id runs")
     args = ap.parse_args()
     cases = [
         ("tool-heavy 100 KB", tool_heavy_output(100_000)),
@@ -171,29 +203,43 @@ def main() -> None:
         ("one call of 100 KB", one_big_call(100_000)),
     ]
     vllm = vllm_runner() if args.vllm_budget > 0 else None
-    stream_secs: dict[str, float] = {}
+    tokenizer = None if args.no_ids else tiny_tokenizer()
+    stream_cpu: dict[str, float] = {}
+    print(load())
     print(f"mean delta: tokens of ~{len(cases[1][1]) / len(token_deltas(cases[1][1])):.1f} chars")
     print(
-        f"{'case':<20} {'MB':>6} {'deltas':>8} {'whole MB/s':>11} {'stream MB/s':>12} {'stream/whole':>13}"
+        f"{'case':<20} {'MB':>5} {'deltas':>7} | {'whole MB/s':>10} {'stream MB/s':>11}"
+        f" {'ratio':>5} | {'CPU: whole':>10} {'stream':>6} {'ratio':>5} {'ns/delta':>8}"
     )
     for name, text in cases:
         deltas = token_deltas(text)
         mb = len(text.encode()) / 1e6
-        whole = timed(lambda text=text: ours_whole(text))
-        stream = timed(lambda deltas=deltas: ours_stream(deltas))
+        whole, whole_cpu = timed(lambda text=text: ours_whole(text), args.repeat)
+        stream, cpu = timed(lambda deltas=deltas: ours_stream(deltas), args.repeat)
         assert ours_stream(deltas) == ours_whole(text)
-        stream_secs[name] = stream
+        stream_cpu[name] = cpu
         print(
-            f"{name:<20} {mb:>6.2f} {len(deltas):>8} {mb / whole:>11.1f} {mb / stream:>12.1f} {stream / whole:>13.2f}"
+            f"{name:<20} {mb:>5.2f} {len(deltas):>7} | {mb / whole:>10.1f} {mb / stream:>11.1f}"
+            f" {stream / whole:>5.2f} | {mb / whole_cpu:>10.1f} {mb / cpu:>6.1f}"
+            f" {cpu / whole_cpu:>5.2f} {cpu / len(deltas) * 1e9:>8.0f}"
         )
+        if tokenizer is not None:
+            ids = [[i] for i in tokenizer.encode(text)]
+            wall_ids, cpu_ids = timed(lambda ids=ids: ours_stream_ids(ids, tokenizer), args.repeat)
+            assert ours_stream_ids(ids, tokenizer) == ours_whole(text)
+            print(
+                f"{'  by id (tiny BPE)':<20} {mb:>5.2f} {len(ids):>7} | {'':>10} {mb / wall_ids:>11.1f}"
+                f" {'':>5} | {'':>10} {mb / cpu_ids:>6.1f} {'':>5} {cpu_ids / len(ids) * 1e9:>8.0f}"
+            )
         if vllm is not None:
             secs = vllm(deltas, args.vllm_budget)
             if secs is not None:
                 print(
                     f"    vLLM Gemma4Parser streamed: {mb / secs:.3f} MB/s ({secs:.2f} s); ours is {secs / stream:.0f}x faster"
                 )
-    ratio = stream_secs["tool-heavy 1 MB"] / stream_secs["tool-heavy 100 KB"]
-    print(f"streaming cost 1 MB / 100 KB: {ratio:.1f}x (linear = ~10x)")
+    ratio = stream_cpu["tool-heavy 1 MB"] / stream_cpu["tool-heavy 100 KB"]
+    print(f"streaming CPU cost 1 MB / 100 KB: {ratio:.1f}x (linear = ~10x)")
+    print(load())
 
 
 if __name__ == "__main__":

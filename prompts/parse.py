@@ -16,9 +16,10 @@ output.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,28 +138,39 @@ def _with_text(event: ParseEvent, text: str) -> ParseEvent:
 
 
 def _fast_init(cls: type) -> None:
-    """Streaming creates one event per token: set the slots directly instead of going through
-    the frozen ``object.__setattr__`` detour (2-3x cheaper; instances stay immutable)."""
-    setters = [getattr(cls, name).__set__ for name in cls.__slots__]  # type: ignore[attr-defined]
-    if len(setters) == 1:
-        (set_a,) = setters
+    """Streaming creates many of these: set the slots directly instead of going through the
+    frozen ``object.__setattr__`` detour (2-3x cheaper; instances stay immutable). The
+    signature (names, defaults) is the dataclass's own."""
+    namespace: dict[str, Any] = {}
+    params: list[str] = []
+    body: list[str] = []
+    for f in dataclasses.fields(cls):
+        namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        if f.default is not dataclasses.MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        else:
+            params.append(f.name)
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
 
-        def init1(self: Any, a: Any) -> None:
-            set_a(self, a)
 
-        cls.__init__ = init1  # type: ignore[misc]
-    else:
-        set_a, set_b = setters
-
-        def init2(self: Any, a: Any, b: Any) -> None:
-            set_a(self, a)
-            set_b(self, b)
-
-        cls.__init__ = init2  # type: ignore[misc]
-
-
-for _cls in (ReasoningDelta, ContentDelta, ToolCallArgsDelta):
+for _cls in (
+    ParsedToolCall,
+    ReasoningDelta,
+    ContentDelta,
+    ToolCallStart,
+    ToolCallArgsDelta,
+    ToolCallEnd,
+):
     _fast_init(_cls)
+
+_new_object = object.__new__
+_set_index = ToolCallArgsDelta.__dict__["index"].__set__  # the slot descriptors
+_set_text = ToolCallArgsDelta.__dict__["text"].__set__
 
 # ---------------------------------------------------------------------------------------------
 # Lexing constants
@@ -169,13 +181,17 @@ _MAX_MARKER = max(len(m) for m in _ALL_MARKERS)
 _PARTIAL = frozenset(m[:i] for m in _ALL_MARKERS for i in range(1, len(m)))
 _MARKER_SET = frozenset(_ALL_MARKERS)
 _CACHE_MAX = 4096  # distinct delta texts whose events are reused, per kind
+_CACHE_TEXT = 48  # only texts up to this length (tokens) are looked up
 _STOPS = frozenset({T.TURN_CLOSE, T.EOS, T.TOOL_RESPONSE_OPEN, T.TURN_OPEN})
 _LABEL = "thought\n"
 
 _OPENER_RE = re.compile(r"[{(]")
+_OPENERS = frozenset("{(")
+_BRACKETS = frozenset("{}[]()")
 _BRACKET_RE = re.compile(r"[{}\[\]()]")
 _TOKEN_RE = re.compile(r"[{}\[\]():,]|[^{}\[\]():,]+")
 _NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
 _LOOSE_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _PLAIN_CALL_RE = re.compile(r"(?:<call>|(?<![\w])call:)\s*([A-Za-z_][\w.\-]*)\s*(?=[{(])")
 
@@ -237,13 +253,13 @@ class _Frame:
         box = self.box
         if box is None:
             return
-        if isinstance(box, dict):
+        if self.is_map:
             key = self.key if self.key is not None else ""
             if key in box:
                 log.debug("duplicate argument key %r: the last value wins", key)
-            box[key] = value
+            box[key] = value  # type: ignore[call-overload]
         else:
-            box.append(value)
+            box.append(value)  # type: ignore[union-attr]
 
     def end_bare(self) -> None:
         if self.state == _BARE:
@@ -251,6 +267,12 @@ class _Frame:
             self.bare = []
             if raw:
                 self.put(_Bare(raw))
+
+
+# Punctuation of the argument syntax; any other token is a word.
+_OPEN, _CLOSE, _COMMA, _COLON_TOK = 1, 2, 3, 4
+_PUNCT = {"{": _OPEN, "(": _OPEN, "[": _OPEN, "}": _CLOSE, ")": _CLOSE, "]": _CLOSE}
+_PUNCT.update({",": _COMMA, ":": _COLON_TOK})
 
 
 def _parse_body(runs: Sequence[str]) -> tuple[str, dict[str, Any], bool]:
@@ -263,52 +285,42 @@ def _parse_body(runs: Sequence[str]) -> tuple[str, dict[str, Any], bool]:
     name = _split_name(head[: opener.start()])
     args: dict[str, Any] = {}
     stack = [_Frame(args, True)]
-    unterminated = len(runs) % 2 == 0
+    top = stack[0]
+    last = len(runs) - 1 if len(runs) % 2 == 0 else -1  # an unterminated string at the end
+    punct = _PUNCT.get
     for index, run in enumerate(runs):
-        if index % 2:
-            if unterminated and index == len(runs) - 1:
+        if index & 1:  # string contents
+            if index == last:
                 break  # truncated inside a string: the call is incomplete
-            tokens: Iterable[str] = (run,)
-            is_string = True
-        else:
-            tokens = _TOKEN_RE.findall(run, opener.end()) if index == 0 else _TOKEN_RE.findall(run)
-            is_string = False
-        for tok in tokens:
-            top = stack[-1]
             state = top.state
-            if is_string:
-                if state == _KEY and top.is_map:
-                    top.key, top.state = tok, _COLON
-                elif state == _VALUE:
-                    top.put(tok)
-                    top.state = _AFTER
-                elif state == _BARE:
-                    top.bare.append(tok)
-                continue
-            c = tok if len(tok) == 1 else "w"
-            if c in "{([":
-                keep = state in (_VALUE, _BARE, _COLON)
-                if state == _BARE:
-                    top.bare = []
-                child_box: dict[str, Any] | list[Any] | None = (
-                    ({} if c != "[" else []) if keep else None
-                )
-                if keep and top.box is not None:
-                    top.put(child_box)
-                elif top.box is None:
-                    child_box = None
+            if state == _KEY:
+                top.key, top.state = run, _COLON
+            elif state == _VALUE:
+                top.put(run)
                 top.state = _AFTER
-                stack.append(_Frame(child_box, c != "["))
-            elif c in "})]":
-                top.end_bare()
-                stack.pop()
-                if not stack:
-                    return name, args, True
-            elif c == ",":
-                top.end_bare()
-                top.state = _KEY if top.is_map else _VALUE
-                top.key = None if top.is_map else top.key
-            elif c == ":":
+            elif state == _BARE:
+                top.bare.append(run)
+            continue
+        for tok in _TOKEN_RE.findall(run, opener.end()) if index == 0 else _TOKEN_RE.findall(run):
+            state = top.state
+            kind = punct(tok, 0)
+            if kind == 0:  # a word
+                if state == _BARE:
+                    top.bare.append(tok)
+                elif state == _KEY:
+                    word = tok.strip()
+                    if word:
+                        top.key, top.state = word, _COLON
+                elif state == _VALUE and not tok.isspace():
+                    top.bare, top.state = [tok], _BARE
+            elif kind == _COMMA:
+                if state == _BARE:
+                    top.end_bare()
+                if top.is_map:
+                    top.state, top.key = _KEY, None
+                else:
+                    top.state = _VALUE
+            elif kind == _COLON_TOK:
                 if state == _COLON:
                     top.state = _VALUE
                 elif state == _BARE:
@@ -317,15 +329,24 @@ def _parse_body(runs: Sequence[str]) -> tuple[str, dict[str, Any], bool]:
                     top.bare, top.state = [":"], _BARE
                 elif state == _KEY:
                     top.key, top.state = "", _VALUE
-            else:  # a word
+            elif kind == _OPEN:
+                keep = state in (_VALUE, _BARE, _COLON)
                 if state == _BARE:
-                    top.bare.append(tok)
-                elif not tok.strip():
-                    continue
-                elif state == _KEY:
-                    top.key, top.state = tok.strip(), _COLON
-                elif state == _VALUE:
-                    top.bare, top.state = [tok], _BARE
+                    top.bare = []
+                child_box: dict[str, Any] | list[Any] | None = None
+                if keep and top.box is not None:
+                    child_box = [] if tok == "[" else {}
+                    top.put(child_box)
+                top.state = _AFTER
+                top = _Frame(child_box, tok != "[")
+                stack.append(top)
+            else:  # _CLOSE
+                if state == _BARE:
+                    top.end_bare()
+                stack.pop()
+                if not stack:
+                    return name, args, True
+                top = stack[-1]
     for frame in reversed(stack):
         frame.end_bare()
     return name, args, False
@@ -342,23 +363,21 @@ def _schema_type(schema: Mapping[str, Any]) -> str:
 
 def _to_number(text: str, integer: bool) -> Any:
     text = text.strip()
-    if not _LOOSE_NUMBER_RE.fullmatch(text):
-        return None
     try:
-        if integer:
-            if re.fullmatch(r"[+-]?[0-9]+", text):
-                return int(text)
-            value = float(text)
-            return int(value) if value.is_integer() else None
-        if re.fullmatch(r"[+-]?[0-9]+", text):
+        if _INT_RE.fullmatch(text):
             return int(text)
-        return float(text)
-    except (ValueError, OverflowError):
+        if not _LOOSE_NUMBER_RE.fullmatch(text):
+            return None
+        value = float(text)
+        if integer:
+            return int(value) if value.is_integer() else None
+        return value
+    except (ValueError, OverflowError):  # e.g. more digits than int() accepts, inf
         return None
 
 
 def _coerce(value: Any, schema: Mapping[str, Any] | None, path: str, errors: list[str]) -> Any:
-    if schema is None or not isinstance(schema, Mapping):
+    if schema is None or not (type(schema) is dict or isinstance(schema, Mapping)):
         return _plain_value(value)
     kind = _schema_type(schema)
     if isinstance(value, _Bare):
@@ -406,7 +425,7 @@ def _coerce(value: Any, schema: Mapping[str, Any] | None, path: str, errors: lis
             errors.append(f"{path}: expected {kind}, got an array")
             return _plain_value(value)
         items = schema.get("items")
-        items = items if isinstance(items, Mapping) else None
+        items = items if type(items) is dict or isinstance(items, Mapping) else None
         return [_coerce(v, items, f"{path}[{i}]", errors) for i, v in enumerate(value)]
     return value
 
@@ -415,15 +434,17 @@ def _coerce_object(
     value: dict[str, Any], schema: Mapping[str, Any], path: str, errors: list[str]
 ) -> dict[str, Any]:
     props = schema.get("properties")
-    props = props if isinstance(props, Mapping) else {}
+    props = props if type(props) is dict or isinstance(props, Mapping) else {}
     required = schema.get("required")
     required = required if isinstance(required, list) else []
     out: dict[str, Any] = {}
     for key, item in value.items():
         sub = props.get(key)
         where = f"{path}.{key}" if path else key
-        coerced = _coerce(item, sub if isinstance(sub, Mapping) else None, where, errors)
-        if coerced is None and isinstance(sub, Mapping) and not sub.get("nullable"):
+        if sub is not None and not (type(sub) is dict or isinstance(sub, Mapping)):
+            sub = None
+        coerced = _coerce(item, sub, where, errors)
+        if coerced is None and sub is not None and not sub.get("nullable"):
             if key in required:
                 errors.append(f"{where}: is required and cannot be null")
             else:
@@ -489,7 +510,7 @@ def _finish_call(
         errors.append(f"unknown tool {name!r}; available tools: {known}")
     if not closed:
         errors.insert(0, "the call was cut off before its arguments were closed")
-    return ParsedToolCall(name, arguments, closed, raw, "; ".join(errors) or None)
+    return ParsedToolCall(name, arguments, closed, raw, "; ".join(errors) if errors else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,6 +532,19 @@ class _Call:
         self.started = False
 
 
+def _markers_by_id(tokenizer: Tokenizer) -> dict[int, str]:
+    """id -> control marker, so that classifying a token is one dict lookup."""
+    markers: dict[int, str] = {}
+    for marker in T.CONTROL_TOKENS:
+        try:
+            token_id = tokenizer.control_id(marker)
+        except (KeyError, ValueError):
+            continue  # e.g. a text-only tokenizer without the media markers
+        if tokenizer.control_marker(token_id) == marker:
+            markers[token_id] = marker
+    return markers
+
+
 def _initial_mode(prompt_tail: str) -> int:
     """I4: REASONING iff the last of these markers in the prompt is ``<|channel>``."""
     opened = prompt_tail.rfind(T.CHANNEL_OPEN)
@@ -525,7 +559,13 @@ class StreamParser:
 
     ``feed_text`` recognises control tokens by string (a marker split across deltas is held
     back); ``feed_ids`` by id (needs ``tokenizer``; ordinary ids are decoded incrementally).
-    Both return the events the delta completes. :meth:`finish` returns the authoritative
+    Both return the events the delta completes, adjacent deltas of one kind (and call) merged
+    into one event per feed; immutable events are reused for recurring token texts. Joined, the
+    reasoning/content deltas are the final ``reasoning``/``content`` (except where the end
+    re-labels text: a stray ``<channel|>`` §8.4 #4, reasoning exposed as content #18, plain-text
+    calls #11), and a call's argument deltas are its raw text from the opening bracket.
+    :meth:`flush` returns the events the end of the output completes (held-back text, a call
+    cut off). :meth:`finish` returns the authoritative
     :class:`ParsedOutput`, equal to ``parse_output`` of the whole output. ``prompt_tail`` (text,
     or ``prompt_tail_ids`` with a tokenizer) sets the initial state (I4): a prompt ending in an
     open ``<|channel>thought\\n`` starts in reasoning. ``thinking``: enable_thinking of the
@@ -543,8 +583,8 @@ class StreamParser:
     ) -> None:
         self._schemas = _tool_schemas(tools)
         self._thinking = thinking
-        self._tokenizer = tokenizer
         self._decoder = tokenizer.new_decoder() if tokenizer is not None else None
+        self._markers_by_id = _markers_by_id(tokenizer) if tokenizer is not None else {}
         if prompt_tail_ids is not None:
             if tokenizer is None:
                 raise ValueError("prompt_tail_ids needs a tokenizer")
@@ -554,6 +594,7 @@ class StreamParser:
         self._mode = _initial_mode(prompt_tail)
         self._pending = ""  # a partial marker held back (text mode)
         self._result: ParsedOutput | None = None
+        self._final_events: list[ParseEvent] = []  # completed by finish(), for flush()
         self._stop: str | None = None
         self._structure = self._mode == _REASONING  # any channel/call seen (for §8.4 #4)
         # start of output in CONTENT: a bare "thought\n" label may be coming (§8.4 #3)
@@ -575,6 +616,10 @@ class StreamParser:
         # calls
         self._call: _Call | None = None
         self._calls: list[ParsedToolCall] = []
+        # feed_text's fast path: in a string argument with nothing held back
+        self._in_str = False
+        self._str_append: Callable[[str], None] = list.append.__get__([])
+        self._call_index = 0
         # Events are immutable values: one per distinct delta text is reused (tokens recur).
         self._args_cache: dict[str, ToolCallArgsDelta] = {}  # of the current call
         self._content_cache: dict[str, ContentDelta] = {}
@@ -583,51 +628,89 @@ class StreamParser:
     # -- public ---------------------------------------------------------------------------
 
     def feed_text(self, text: str) -> list[ParseEvent]:
+        if self._in_str and "<" not in text and text:
+            # The hottest path: a token inside a string argument (the bulk of tool-heavy
+            # output). Events are immutable: one per distinct text is reused (tokens recur).
+            self._str_append(text)
+            event = self._args_cache.get(text)
+            return [event if event is not None else self._new_args(self._call_index, text)]
         if "<" not in text and not self._pending and text:
-            # Fast paths for the common token: plain text in a steady state. Each returns at
-            # most one event, reused from a small cache when the same text recurs (tokens do).
-            call = self._call
-            if call is not None:
-                if call.in_str:  # inside a string argument: the bulk of tool-heavy output
-                    call.run.append(text)
-                    cache = self._args_cache
-                    event = cache.get(text)
-                    if event is None:
-                        event = ToolCallArgsDelta(call.index, text)
-                        if len(cache) < _CACHE_MAX:
-                            cache[text] = event
-                    return [event]
-            elif self._mode == _CONTENT:
-                if self._start is None and self._c_started:
-                    self._content.append(text)
-                    if self._c_hold:
-                        text = self._c_hold + text
-                    kept = text.rstrip()
-                    self._c_hold = text[len(kept) :]
-                    return [self._content_event(kept)] if kept else []
-            elif self._mode == _REASONING:
-                if self._label is None and self._r_emitted:
-                    self._segments[-1].append(text)
-                    if self._r_hold:
-                        text = self._r_hold + text
-                    if text[-1] == "\n":  # one trailing newline belongs to the layout
-                        self._r_hold = "\n"
-                        text = text[:-1]
-                    else:
-                        self._r_hold = ""
-                    return [self._reasoning_event(text)] if text else []
-            elif self._mode == _DONE:
-                return []
-            events: list[ParseEvent] = []
-            self._text(text, events)
-            return events
+            return self._plain(text)  # no marker: the string state does not change
+        events = self._feed_markup(text)
+        call = self._call
+        self._in_str = call is not None and call.in_str and not self._pending
+        if self._in_str:
+            self._str_append = call.run.append  # type: ignore[union-attr]
+            self._call_index = call.index  # type: ignore[union-attr]
+        return events
+
+    def _feed_markup(self, text: str) -> list[ParseEvent]:
         if self._mode == _DONE or not text:
             return []
-        if not self._pending and text in _MARKER_SET:  # a control token on its own
-            events = []
-            self._marker(text, events)
-            return _coalesce(events)
-        return _coalesce(self._scan(text))
+        if self._pending or text not in _MARKER_SET:
+            events = self._scan(text)
+            return _coalesce(events) if len(events) > 1 else events
+        # a control token on its own
+        call = self._call
+        if text == T.STR and call is not None and call.opened:  # a string opens or closes
+            call.in_str = not call.in_str
+            call.run = []
+            call.runs.append(call.run)
+            return [self._args_event(call.index, text)]
+        events = []
+        self._marker(text, events)
+        return _coalesce(events) if len(events) > 1 else events
+
+    def _plain(self, text: str) -> list[ParseEvent]:
+        """Feed non-empty text that holds no markers, with nothing held back."""
+        # Fast paths for the common token: plain text in a steady state. Each returns at
+        # most one event, reused from a small cache when the same text recurs (tokens do).
+        call = self._call
+        if call is not None:
+            if call.in_str:  # inside a string argument: the bulk of tool-heavy output
+                call.run.append(text)
+                event = self._args_cache.get(text)
+                return [event if event is not None else self._new_args(call.index, text)]
+            if _BRACKETS.isdisjoint(text):  # syntax without brackets: no depth change
+                call.run.append(text)
+                if call.opened:
+                    event = self._args_cache.get(text)
+                    return [event if event is not None else self._new_args(call.index, text)]
+                call.head.append(text)  # the name, before the opening brace
+                return []
+            events: list[ParseEvent] = []
+            self._call_text(text, events)
+            return events
+        elif self._mode == _CONTENT:
+            if self._start is None and self._c_started:
+                self._content.append(text)
+                if self._c_hold:
+                    text = self._c_hold + text
+                kept = text.rstrip()
+                self._c_hold = text[len(kept) :]
+                if not kept:
+                    return []
+                content = self._content_cache.get(kept)
+                return [content if content is not None else self._content_event(kept)]
+        elif self._mode == _REASONING:
+            if self._label is None and self._r_emitted:
+                self._segments[-1].append(text)
+                if self._r_hold:
+                    text = self._r_hold + text
+                if text[-1] == "\n":  # one trailing newline belongs to the layout
+                    self._r_hold = "\n"
+                    text = text[:-1]
+                else:
+                    self._r_hold = ""
+                if not text:
+                    return []
+                reasoning = self._reasoning_cache.get(text)
+                return [reasoning if reasoning is not None else self._reasoning_event(text)]
+        elif self._mode == _DONE:
+            return []
+        events = []
+        self._text(text, events)
+        return events
 
     def _scan(self, text: str) -> list[ParseEvent]:
         """Feed text that may hold markers (the general path: a marker split across deltas is
@@ -655,6 +738,8 @@ class StreamParser:
         return events
 
     def _content_event(self, text: str) -> ContentDelta:
+        if len(text) > _CACHE_TEXT:
+            return ContentDelta(text)
         cache = self._content_cache
         event = cache.get(text)
         if event is None:
@@ -664,6 +749,8 @@ class StreamParser:
         return event
 
     def _reasoning_event(self, text: str) -> ReasoningDelta:
+        if len(text) > _CACHE_TEXT:
+            return ReasoningDelta(text)
         cache = self._reasoning_cache
         event = cache.get(text)
         if event is None:
@@ -673,19 +760,20 @@ class StreamParser:
         return event
 
     def feed_ids(self, ids: Iterable[int]) -> list[ParseEvent]:
-        if self._tokenizer is None or self._decoder is None:
+        decoder = self._decoder
+        if decoder is None:
             raise ValueError("feed_ids needs StreamParser(tokenizer=...)")
+        if self._mode == _DONE:
+            return []
         events: list[ParseEvent] = []
         if self._pending:
             pending, self._pending = self._pending, ""
             self._text(pending, events)
-        marker_of = self._tokenizer.control_marker
-        step = self._decoder.step
+        markers = self._markers_by_id
+        step = decoder.step
         buf: list[str] = []
         for token_id in ids:
-            if self._mode == _DONE:
-                break
-            marker = marker_of(token_id)
+            marker = markers.get(token_id)
             if marker is None:
                 piece = step(token_id)
                 if piece:
@@ -695,11 +783,20 @@ class StreamParser:
                 self._text("".join(buf), events)
                 buf = []
             self._marker(marker, events)
-        if buf and self._mode != _DONE:
-            self._text("".join(buf), events)
-        return events
+            if self._mode == _DONE:
+                self._in_str = False
+                return _coalesce(events)
+        if buf:
+            if events:
+                self._text("".join(buf), events)
+            else:  # the common case: a token or a run of text tokens
+                events = self._plain("".join(buf))
+        self._in_str = False  # feed_text re-derives it from the state when needed
+        return _coalesce(events) if len(events) > 1 else events
 
     def finish(self) -> ParsedOutput:
+        """End the output (later feeds are ignored) and return the authoritative result.
+        Idempotent. The events the end itself completes are kept for :meth:`flush`."""
         if self._result is None:
             events: list[ParseEvent] = []
             if self._pending:
@@ -707,8 +804,19 @@ class StreamParser:
                 self._text(pending, events)
             if self._mode != _DONE:
                 self._end(None, events)
+            self._in_str = False
+            self._final_events = _coalesce(events)
             self._result = self._build()
         return self._result
+
+    def flush(self) -> list[ParseEvent]:
+        """End the output like :meth:`finish` and return the events its end completes: text
+        held back as a possible marker, label or start (``"<tur"``, ``"thought"``), and the
+        start/end of a call that was cut off. Call it when the stream ends without a stop
+        marker, before or after ``finish()``; each event is returned once (then ``[]``)."""
+        self.finish()
+        events, self._final_events = self._final_events, []
+        return events
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -862,17 +970,33 @@ class StreamParser:
         self._args_cache = {}
         self._mode = _CALL
 
+    def _args_event(self, index: int, text: str) -> ToolCallArgsDelta:
+        if len(text) > _CACHE_TEXT:  # long text (a whole-text feed) recurs rarely: no hashing
+            return ToolCallArgsDelta(index, text)
+        event = self._args_cache.get(text)
+        return event if event is not None else self._new_args(index, text)
+
+    def _new_args(self, index: int, text: str) -> ToolCallArgsDelta:
+        """A new argument delta (after a cache miss), kept for reuse if the cache has room."""
+        event = _new_object(ToolCallArgsDelta)  # as ToolCallArgsDelta(index, text), faster
+        _set_index(event, index)
+        _set_text(event, text)
+        cache = self._args_cache
+        if len(cache) < _CACHE_MAX and len(text) <= _CACHE_TEXT:
+            cache[text] = event
+        return event
+
     def _call_text(self, text: str, events: list[ParseEvent]) -> None:
         call = self._call
         assert call is not None
         call.run.append(text)
         if call.in_str or call.closed:
             if call.opened:
-                events.append(ToolCallArgsDelta(call.index, text))
+                events.append(self._args_event(call.index, text))
             return
         start = 0
         if not call.opened:
-            mo = _OPENER_RE.search(text)
+            mo = None if _OPENERS.isdisjoint(text) else _OPENER_RE.search(text)
             if mo is None:
                 call.head.append(text)
                 return
@@ -882,18 +1006,30 @@ class StreamParser:
             call.started = True
             events.append(ToolCallStart(call.index, _split_name("".join(call.head))))
             start = mo.end()
-            events.append(ToolCallArgsDelta(call.index, text[mo.start() :]))
+            events.append(self._args_event(call.index, text[mo.start() :]))
         else:
-            events.append(ToolCallArgsDelta(call.index, text))
+            events.append(self._args_event(call.index, text))
+            if _BRACKETS.isdisjoint(text):  # most tokens: no regex scan (its setup dominates)
+                return
         depth = call.depth
-        for mo in _BRACKET_RE.finditer(text, start):
-            if mo.group(0) in "{[(":
-                depth += 1
-            else:
-                depth -= 1
-                if depth == 0:
-                    call.closed = True
-                    break
+        if len(text) - start < 16:  # a token: a plain loop beats setting up a regex scan
+            for ch in text[start:] if start else text:
+                if ch in "{[(":
+                    depth += 1
+                elif ch in "}])":
+                    depth -= 1
+                    if depth == 0:
+                        call.closed = True
+                        break
+        else:
+            for mo in _BRACKET_RE.finditer(text, start):
+                if mo.group(0) in "{[(":
+                    depth += 1
+                else:
+                    depth -= 1
+                    if depth == 0:
+                        call.closed = True
+                        break
         call.depth = depth
 
     def _call_marker(self, marker: str, events: list[ParseEvent]) -> None:
@@ -907,7 +1043,7 @@ class StreamParser:
             call.in_str = not call.in_str
             call.run = []
             call.runs.append(call.run)
-            events.append(ToolCallArgsDelta(call.index, marker))
+            events.append(self._args_event(call.index, marker))
         elif marker == T.TOOL_CALL_CLOSE:
             self._end_call(events)
             self._mode = _CONTENT
@@ -1035,5 +1171,6 @@ def parse_output(
     bare values and unknown-tool errors.
     """
     parser = StreamParser(tools, thinking=thinking, prompt_tail=prompt_tail)
-    parser.feed_text(text)
+    if text:
+        parser._scan(text)  # the events are not needed: skip feed_text's merging
     return parser.finish()

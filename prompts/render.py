@@ -133,7 +133,9 @@ def _typed_message(m: Any) -> list[dict[str, Any]] | None:
 
     Duck-typed so that prompts/ does not import agent/. A ModelTurn with text and calls becomes
     two assistant messages (text first) so generation order survives (FORMAT.md PL2); its results
-    become native ``tool_responses`` (any JSON value renders; mappings render natively, P4).
+    become native ``tool_responses`` (any JSON value renders; mappings render natively, P4), or,
+    when a result carries attachments, ``role: "tool"`` messages whose media placeholders follow
+    ``<tool_response|>`` (see :func:`_media_tool_message`).
     """
     role = getattr(m, "role", None)
     if isinstance(m, Mapping) or not isinstance(role, str):
@@ -158,9 +160,13 @@ def _typed_message(m: Any) -> list[dict[str, Any]] | None:
             }
             for c in m.tool_calls
         ]
-        results = [
-            {"name": r.name, "response": _plain(r.content)} for r in getattr(m, "tool_results", ())
-        ]
+        tool_results = tuple(getattr(m, "tool_results", ()))
+        with_media = any(getattr(r, "attachments", ()) for r in tool_results)
+        results = (
+            []
+            if with_media
+            else [{"name": r.name, "response": _plain(r.content)} for r in tool_results]
+        )
         if not calls:
             out: dict[str, Any] = {"role": "assistant", "content": text}
             if reasoning:
@@ -174,8 +180,40 @@ def _typed_message(m: Any) -> list[dict[str, Any]] | None:
             call_msg["tool_responses"] = results
         (msgs[0] if msgs else call_msg)["reasoning"] = reasoning
         msgs.append(call_msg)
-        return [{k: v for k, v in x.items() if v is not None} for x in msgs]
+        out_msgs = [{k: v for k, v in x.items() if v is not None} for x in msgs]
+        if with_media:
+            out_msgs += [_media_tool_message(r) for r in tool_results]
+        return out_msgs
     return None
+
+
+def _media_tool_message(result: Any) -> dict[str, Any]:
+    """A tool result as an OpenAI ``role: "tool"`` message: the only shape in which the template
+    renders media, placeholders after ``<tool_response|>`` (FORMAT.md §5.3).
+
+    Used for every result of a turn where some result has attachments (native
+    ``tool_responses`` would make the template drop the tool messages, P1). Strings, numbers,
+    booleans and None render byte-identically to the native shape; a mapping or list (which
+    this shape cannot carry: a dict crashes the template, P4, and a list reads as content
+    parts) renders as its JSON text, ``value:<|"|>{...}<|"|>``.
+    """
+    content = _plain(result.content)
+    if not (content is None or isinstance(content, str | int | float | bool)):
+        content = json.dumps(content, ensure_ascii=False)
+    attachments = getattr(result, "attachments", ()) or ()
+    if attachments:
+        parts: list[dict[str, Any]] = []
+        if content is not None:
+            text = content if isinstance(content, str) else json.dumps(content)
+            parts.append({"type": "text", "text": text})
+        parts += [{"type": getattr(a, "kind", "image")} for a in attachments]
+        content = parts
+    return {
+        "role": "tool",
+        "tool_call_id": result.call_id,
+        "name": result.name,
+        "content": content,
+    }
 
 
 def history_to_dicts(messages: Iterable[Any]) -> list[dict[str, Any]]:

@@ -697,6 +697,59 @@ def test_agent_typed_messages_render_through_the_same_path() -> None:
     )
 
 
+@pytest.mark.parametrize("variant", ["31B", "E4B"])
+def test_tool_results_with_attachments_render_their_media_placeholders(variant: str) -> None:
+    """§5.3: media of a tool result follow its <tool_response|>, as in the OpenAI tool shape."""
+    from gemma_agent.agent.messages import Attachment, ModelTurn, ToolCall, ToolResult, UserMessage
+
+    shot = Attachment(kind="image", name="s.png", mime="image/png", data_b64="AA==")
+    clip = Attachment(kind="audio", name="a.wav", mime="audio/wav", data_b64="AA==")
+    turn = ModelTurn(
+        tool_calls=(
+            ToolCall(id="c1", name="screenshot", arguments={}),
+            ToolCall(id="c2", name="count", arguments={}),
+            ToolCall(id="c3", name="stat", arguments={}),
+        ),
+        tool_results=(
+            ToolResult(call_id="c1", name="screenshot", content="the page", attachments=(shot,)),
+            ToolResult(call_id="c2", name="count", content=3),
+            ToolResult(call_id="c3", name="stat", content={"b": 1}, attachments=(clip, shot)),
+        ),
+    )
+    answer = ModelTurn(text="It shows a form.")
+    typed = render_chat([UserMessage(content="q"), turn, answer], variant=variant)
+    assert (
+        '<|tool_response>response:screenshot{value:<|"|>the page<|"|>}<tool_response|><|image|>'
+        "<|tool_response>response:count{value:3}<tool_response|>"
+        '<|tool_response>response:stat{value:<|"|>{"b": 1}<|"|>}<tool_response|><|audio|><|image|>'
+        "It shows a form.<turn|>\n"
+    ) in typed
+    # the same as the OpenAI tool-message input the template documents
+    plain = render_chat(
+        [
+            U,
+            {"role": "assistant", "tool_calls": [call("screenshot", {}, "c1"), call("count", {}, "c2"), call("stat", {}, "c3")]},
+            {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "the page"}, {"type": "image"}]},
+            {"role": "tool", "tool_call_id": "c2", "content": 3},
+            {"role": "tool", "tool_call_id": "c3", "content": [{"type": "text", "text": '{"b": 1}'}, {"type": "audio"}, {"type": "image"}]},
+            {"role": "assistant", "content": "It shows a form."},
+        ],
+        variant=variant,
+    )  # fmt: skip
+    assert typed == plain
+    # without attachments the results stay native (a mapping renders as a mapping)
+    bare = turn.model_copy(
+        update={
+            "tool_results": tuple(
+                r.model_copy(update={"attachments": ()}) for r in turn.tool_results
+            )
+        }
+    )
+    assert "response:stat{b:1}<tool_response|>" in render_chat(
+        [UserMessage(content="q"), bare], variant=variant
+    )
+
+
 # --- families, continuation ---------------------------------------------------------------------
 
 
