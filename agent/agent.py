@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..tools import ToolRegistry
@@ -48,6 +48,9 @@ from .model import ModelLayer
 from .output import FINAL_ANSWER, OutputTool
 from .session import SessionLog, list_sessions, load_session, new_session_id, session_path
 from .state import RunState, RunUsage
+
+if TYPE_CHECKING:
+    from .media import MediaLimits
 
 _DEFAULT: Any = object()
 # Events worth a line in the session log (deltas, tool calls and turns are logged otherwise).
@@ -117,6 +120,7 @@ class Agent:
         temperature: float | None = None,
         seed: int | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        media_limits: MediaLimits | None = None,
     ) -> None:
         if model is not None and engine is not None:
             raise ConfigError("Pass either model= (a name or path) or engine=, not both.")
@@ -171,6 +175,8 @@ class Agent:
         self.persist = persist
         self.fsync = fsync
         self.sampling = {"temperature": temperature, "seed": seed}
+        # Per-request image/audio limits (agent.media.MediaLimits); None: the defaults.
+        self.media_limits = media_limits
         self.session_id: str | None = None  # the session of the last run
         self._conversations: dict[str, _Conversation] = {}
 
@@ -426,6 +432,7 @@ class Agent:
             on_approval=self.on_approval,
             deps=deps,
             spill=conv.spill,
+            media_check=_media_checker(model, self.media_limits, conv.history),
         )
         return RunState(
             model=model,
@@ -469,12 +476,19 @@ class Agent:
             self.session_id = conv.session_id
             text = ""
             if task is not None:
-                from .media import as_user_input, check_media
+                from .media import as_user_input, check_media, prompt_attachments
 
                 text, attachments = as_user_input(task)
                 if attachments:
                     info = model.engine.info
-                    check_media(attachments, modalities=info.modalities, model=info.model)
+                    check_media(
+                        attachments,
+                        modalities=info.modalities,
+                        model=info.model,
+                        limits=_limits(self.media_limits),
+                        prompt_media=prompt_attachments(conv.history),
+                        variant=info.variant,
+                    )
                 message = UserMessage(content=text, attachments=attachments)
                 conv.history.append(message)
                 if log is not None:
@@ -527,6 +541,33 @@ def _wrap_compactor(state: RunState, conv: _Conversation) -> None:
             return done
 
     state.compactor = _Recorded()
+
+
+def _limits(limits: MediaLimits | None) -> MediaLimits:
+    from .media import MediaLimits
+
+    return MediaLimits() if limits is None else limits
+
+
+def _media_checker(
+    model: ModelLayer, limits: MediaLimits | None, history: list[Message]
+) -> Callable[[Sequence[Any]], None]:
+    """Checks a tool's media against the engine and the limits (the history's media count)."""
+
+    def check(attachments: Sequence[Any]) -> None:
+        from .media import check_media, prompt_attachments
+
+        info = model.engine.info
+        check_media(
+            attachments,
+            modalities=info.modalities,
+            model=info.model,
+            limits=_limits(limits),
+            prompt_media=prompt_attachments(history),
+            variant=info.variant,
+        )
+
+    return check
 
 
 def _media_loader(attachments: Sequence[Any]) -> list[Any]:

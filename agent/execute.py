@@ -25,7 +25,7 @@ from .events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from .messages import ToolCall, ToolResult
+from .messages import Attachment, ToolCall, ToolResult
 
 Emit = Callable[[object], None]
 ApprovalCallback = Callable[[ApprovalRequested], Awaitable[ApprovalDecision | None]]
@@ -44,6 +44,9 @@ class ToolRuntime:
     deps: Any = None
     spill: Any = None  # tools.SpillStore
     special: dict[str, Special] = field(default_factory=dict)
+    # Checks the media a tool returns (modalities, limits) before they join the history;
+    # raises ConfigError, which becomes the call's error result. None: media pass unchecked.
+    media_check: Callable[[Sequence[Attachment]], None] | None = None
 
 
 def tool_event(event: object, step: int) -> object | None:
@@ -121,6 +124,8 @@ async def execute_calls(
             is_error=outcome.is_error,
             spill_id=outcome.spill_id,
         )
+        if outcome.media:
+            result = _with_media(rt, result, outcome.media)
         if outcome.crashed:
             crashed.append(call.id)
         finish(call, result, t0)
@@ -132,6 +137,23 @@ async def execute_calls(
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(run_one(c), name=f"tool:{c.name}") for c in batch]
         del tasks
+
+
+def _with_media(rt: ToolRuntime, result: ToolResult, media: Sequence[Any]) -> ToolResult:
+    """The tool's images/audio as the result's attachments, or an error the model reads."""
+    from ..errors import ConfigError
+    from .media import tool_attachment
+
+    try:
+        attachments = tuple(tool_attachment(m) for m in media)
+        if rt.media_check is not None:
+            rt.media_check(attachments)
+    except ConfigError as e:
+        return result.model_copy(
+            update={"content": f"{result.name} returned media the model cannot see: {e}",
+                    "is_error": True}
+        )  # fmt: skip
+    return result.model_copy(update={"attachments": attachments})
 
 
 def _spill(rt: ToolRuntime) -> dict[str, Any]:

@@ -216,6 +216,8 @@ def _audio_length(data: bytes, name: str, mime: str) -> tuple[float, int]:
 
 
 def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
     return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
@@ -228,6 +230,45 @@ def load_media(path: str | Path) -> Image | Audio:
     return Image.from_bytes(data, name)
 
 
+def describe_attachment(att: Attachment) -> str:
+    """``name (size, W×H)`` or ``name (size, N s)`` for a stored attachment (chips)."""
+    try:
+        raw = attachment_bytes(att)
+        media = (
+            Audio.from_bytes(raw, att.name)
+            if att.kind == "audio"
+            else Image.from_bytes(raw, att.name)
+        )
+    except (ConfigError, ValueError):
+        return att.name
+    return media.describe()
+
+
+def pasted_path(text: str, base: str | Path | None = None) -> Path | None:
+    r"""The image/audio file a pasted text names, or None when the text is not one such path.
+
+    Terminals paste a dropped file as its path, sometimes quoted, with ``\ `` escapes or as a
+    ``file://`` URL. A relative path is taken from ``base`` (the workspace).
+    """
+    s = text.strip()
+    if not s or "\n" in s or len(s) > 4096:
+        return None
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        s = s[1:-1]
+    elif "\\ " in s:
+        s = s.replace("\\ ", " ")
+    if s.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        s = unquote(urlparse(s).path)
+    if Path(s).suffix.lower() not in _SUFFIX_MIME:
+        return None
+    p = Path(s).expanduser()
+    if not p.is_absolute() and base is not None:
+        p = Path(base) / p
+    return p if p.is_file() else None
+
+
 def attachment_bytes(att: Attachment) -> bytes:
     return base64.b64decode(att.data_b64)
 
@@ -238,25 +279,44 @@ def check_media(
     modalities: frozenset[str] | set[str],
     model: str,
     limits: MediaLimits = MediaLimits(),
+    prompt_media: Sequence[Attachment] = (),
+    variant: str | None = None,
 ) -> None:
-    """Refuse media the model cannot take or that break the limits, before any request."""
+    """Refuse media the model cannot take or that break the limits, before any request.
+
+    ``prompt_media``: attachments already in the conversation; every request carries them, so
+    they count towards the per-request limits (they are not decoded again). ``variant``: the
+    Gemma 4 size; only E2B and E4B have an audio tower, whatever an engine declares.
+    """
+    attachments = list(attachments)
     images = [a for a in attachments if a.kind == "image"]
     clips = [a for a in attachments if a.kind == "audio"]
+    if clips and variant is not None and _no_audio_tower(variant):
+        modalities = set(modalities) - {"audio"}
     if images and "image" not in modalities:
         raise ConfigError(
-            f"{model} takes no images (text-only checkpoint). Use a Gemma 4 checkpoint with a "
-            "vision tower, e.g. google/gemma-4-E4B-it."
+            f"{model} takes no images (text-only checkpoint, or an engine started without its "
+            "vision tower). Use a Gemma 4 checkpoint with a vision tower, e.g. "
+            "google/gemma-4-E4B-it, and start it with media on (--image/--audio on the command "
+            "line, Agent(..., engine_options={'media': True}) in the SDK)."
         )
     if clips and "audio" not in modalities:
         raise ConfigError(
-            f"{model} has no audio tower; audio works on google/gemma-4-E2B-it and "
-            "google/gemma-4-E4B-it."
+            f"{model} takes no audio (no audio tower, or an engine started without it); audio "
+            "works on google/gemma-4-E2B-it and google/gemma-4-E4B-it with media on."
         )
-    if len(images) > limits.max_images:
-        raise ConfigError(f"{len(images)} images in one request; the limit is {limits.max_images}.")
-    if len(clips) > limits.max_audio_clips:
+    n_images = len(images) + sum(a.kind == "image" for a in prompt_media)
+    n_clips = len(clips) + sum(a.kind == "audio" for a in prompt_media)
+    earlier = " (counting those already in the conversation)" if prompt_media else ""
+    fix = "; start a new session or attach fewer" if prompt_media else ""
+    if n_images > limits.max_images:
         raise ConfigError(
-            f"{len(clips)} audio clips in one request; the limit is {limits.max_audio_clips}."
+            f"{n_images} images in one request{earlier}; the limit is {limits.max_images}{fix}."
+        )
+    if n_clips > limits.max_audio_clips:
+        raise ConfigError(
+            f"{n_clips} audio clips in one request{earlier}; the limit is "
+            f"{limits.max_audio_clips}{fix}."
         )
     for a in images:
         img = Image.from_bytes(attachment_bytes(a), a.name)
@@ -280,6 +340,34 @@ def check_media(
                 f"{a.name} lasts {clip.seconds:.1f} s; Gemma 4 takes clips up to "
                 f"{limits.max_audio_seconds:.0f} s. Split it into shorter clips."
             )
+
+
+def prompt_attachments(history: Iterable[Any]) -> list[Attachment]:
+    """Every attachment of a history in prompt order: a user message's after its text, a tool
+    result's after its ``<tool_response|>`` (the order of the placeholders in the prompt)."""
+    out: list[Attachment] = []
+    for m in history:
+        out += getattr(m, "attachments", ())
+        for r in getattr(m, "tool_results", ()):
+            out += r.attachments
+    return out
+
+
+def tool_attachment(media: Any) -> Attachment:
+    """Media a tool returned (``tools.ToolMedia``, Image, Audio) as a checked attachment."""
+    if isinstance(media, Image | Audio):
+        return media.to_attachment()
+    data, name = getattr(media, "data", None), str(getattr(media, "name", "media"))
+    if not isinstance(data, bytes):
+        raise ConfigError(f"{name}: a tool returned media without bytes.")
+    if getattr(media, "kind", None) == "audio":
+        return Audio.from_bytes(data, name).to_attachment()
+    return Image.from_bytes(data, name).to_attachment()
+
+
+def _no_audio_tower(variant: str) -> bool:
+    v = variant.upper()
+    return any(size in v for size in ("12B", "26B", "31B"))
 
 
 def to_media_items(attachments: Sequence[Attachment]) -> list[MediaItem]:

@@ -143,18 +143,24 @@ class ModelLayer:
         return len(self.prompt_for(history))
 
     def media_for(self, history: Sequence[Message]) -> list[MediaItem]:
-        """The media of the prompt, in order (only user messages carry media: an append keeps
-        them, so they are collected again only after a re-render)."""
+        """The media of the prompt, in placeholder order: a user message's after its text, a
+        tool result's after its ``<tool_response|>``. An exact append never adds media (a tool
+        round with media re-renders, see `stage_tool_round`), so they are collected again only
+        after a re-render."""
         if self._media_loader is None:
             return []
         key = self._live_id
         if self._media_key == key:
             return self._media
-        atts = [a for m in history if isinstance(m, UserMessage) for a in m.attachments]
+        atts: list[Attachment] = []
+        for m in history:
+            if isinstance(m, UserMessage):
+                atts += m.attachments
+            elif isinstance(m, ModelTurn):
+                for r in m.tool_results:
+                    atts += r.attachments
         self._media_key = key
         self._media = []
-        if not atts:
-            return []
         if not atts:
             return []
         items: list[MediaItem] = []
@@ -284,8 +290,13 @@ class ModelLayer:
         """Prepare ``G' + responses`` for a finished tool round (``turn`` has its results).
 
         The append happens in `apply_staged`, after the compactor had its chance to shorten
-        the fresh results, so a clipped result does not cost a re-render.
+        the fresh results, so a clipped result does not cost a re-render. A round whose
+        results carry images or audio is not staged: the next request re-renders the history,
+        which places the media placeholders after the tool responses (FORMAT.md §5.3).
         """
+        if any(r.attachments for r in turn.tool_results):
+            self._staged = None
+            return
         ids = list(generation.ids)
         tr_open = self._ctl(T.TOOL_RESPONSE_OPEN)
         if not ids or ids[-1] != tr_open:

@@ -75,11 +75,48 @@ class ToolNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolMedia:
+    """An image or audio clip a tool shows the model (placed after its tool response).
+
+    ``data`` is the encoded file (PNG, JPEG, WAV, ...). The agent checks it against the model's
+    modalities and the media limits; a refused one turns the result into an error.
+    """
+
+    kind: str  # "image" or "audio"
+    name: str
+    mime: str
+    data: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, obj: Any) -> ToolMedia | None:
+        """``obj`` as media: a ToolMedia, or anything with ``data``/``mime``/``name`` whose mime
+        is image/* or audio/* (``gemma_agent.Image``/``Audio``); else None."""
+        if isinstance(obj, ToolMedia):
+            return obj
+        data, mime = getattr(obj, "data", None), getattr(obj, "mime", None)
+        if data is None and isinstance(getattr(obj, "data_b64", None), str):  # an Attachment
+            import base64
+
+            data = base64.b64decode(obj.data_b64)
+        if not isinstance(data, bytes) or not isinstance(mime, str):
+            return None
+        kind = mime.partition("/")[0]
+        if kind not in ("image", "audio"):
+            return None
+        return cls(kind, str(getattr(obj, "name", kind)), mime, data)
+
+
+@dataclass(frozen=True, slots=True)
 class ToolOutput:
-    """A result a tool already capped itself, with the id of the full text in the spill store."""
+    """A tool's result with extras: the id of the full text in the spill store when the tool
+    capped it itself, and images/audio the model sees after the tool response.
+
+        return ToolOutput("chart.png, 640×480", media=[Image.from_path(path)])
+    """
 
     content: Any
     spill_id: str | None = None
+    media: tuple[Any, ...] = ()  # ToolMedia, or Image/Audio objects (see ToolMedia.of)
 
 
 def _ignore(_event: object) -> None:
@@ -471,6 +508,7 @@ __all__ = [
     "Tool",
     "ToolContext",
     "ToolError",
+    "ToolMedia",
     "ToolNotice",
     "ToolOutput",
     "as_tool",

@@ -14,6 +14,7 @@ Every problem becomes a ``ToolOutcome`` the model can read:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import json
 import logging
@@ -25,7 +26,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from ..errors import ConfigError
-from .base import InvalidArguments, Tool, ToolContext, ToolError, ToolOutput, as_tool
+from .base import InvalidArguments, Tool, ToolContext, ToolError, ToolMedia, ToolOutput, as_tool
 from .spill import cap_text, recall_output
 
 logger = logging.getLogger("gemma_agent.tools")
@@ -41,6 +42,7 @@ class ToolOutcome:
     crashed: bool = False  # an unexpected exception (not ToolError); the loop counts these
     spill_id: str | None = None  # the full output when `content` was cut
     timed_out: bool = False
+    media: tuple[ToolMedia, ...] = ()  # images/audio shown to the model after the response
 
 
 class ToolRegistry:
@@ -132,11 +134,24 @@ class ToolRegistry:
         except Exception:
             return self._crash(tool, ctx)
         spill_id = None
-        if isinstance(result, ToolOutput):
+        media: tuple[ToolMedia, ...] = ()
+        if (single := ToolMedia.of(result)) is not None:  # the tool returned just an image
+            result, media = f"{single.kind} {single.name} attached", (single,)
+        elif isinstance(result, ToolOutput):
+            media = tuple(m for m in map(ToolMedia.of, result.media) if m is not None)
+            if len(media) != len(result.media):
+                logger.error("tool %s returned media that are not images or audio", name)
+                return ToolOutcome(
+                    f"{name} returned an attachment that is neither an image nor audio",
+                    is_error=True,
+                    crashed=True,
+                )
             result, spill_id = result.content, result.spill_id
         outcome = self._capped(_jsonable(result), limit, ctx, name, is_error=False)
         if spill_id is not None and outcome.spill_id is None:
-            return ToolOutcome(outcome.content, spill_id=spill_id)
+            outcome = ToolOutcome(outcome.content, spill_id=spill_id)
+        if media:
+            outcome = dataclasses.replace(outcome, media=media)
         return outcome
 
     # internals

@@ -334,6 +334,8 @@ class GemmaApp(App[int]):
         self.query_one(CommandMenu).display = False
         self.prompt.menu_open = False
         text = event.text.strip()
+        if self.attach_pasted(text):
+            return
         command = parse_command(text)
         if command is not None:
             self.run_command(command.name, command.arg)
@@ -381,7 +383,7 @@ class GemmaApp(App[int]):
 
     def start_run(self, task: str) -> None:
         assert self.backend is not None
-        names = tuple(str(getattr(a, "name", a)) for a in self.attachments)
+        names = tuple(_chip(a) for a in self.attachments)
         self.add_block(UserBlock(task, attachments=names))
         self.interrupted = False
         self.status.set(running=True, step=0)
@@ -672,6 +674,40 @@ class GemmaApp(App[int]):
 
     # ---------------------------------------------------------------- commands
 
+    def attach(self, arg: str) -> bool:
+        """``/attach PATH``: an image or audio file goes with the next message."""
+        from ..agent.media import load_media, pasted_path
+
+        if not arg:
+            self.say("Usage: /attach PATH (an image or audio file)", level="warning")
+            return False
+        path = pasted_path(arg, self.workspace)
+        if path is None:  # not a media path we recognise: let load_media say why
+            path = Path(arg.strip().strip("'\"")).expanduser()
+            if not path.is_absolute() and self.workspace is not None:
+                path = self.workspace / path
+        try:
+            media = load_media(path)
+        except ConfigError as e:
+            self.say(f"Cannot attach: {e}", level="warning")
+            return False
+        self.attachments.append(media)
+        kind = "audio" if getattr(media, "seconds", None) is not None else "image"
+        note = ""
+        info = getattr(getattr(getattr(self.backend, "agent", None), "_engine", None), "info", None)
+        if info is not None and kind not in info.modalities:
+            note = f" Note: {info.model} takes no {kind} input; the run will refuse it."
+        self.say(f"📎 {media.describe()} — attached to your next message.{note}")
+        return True
+
+    def attach_pasted(self, text: str) -> bool:
+        """A message that is only the path of an image/audio file (a file dropped on the
+        terminal pastes its path) attaches the file instead of being sent."""
+        from ..agent.media import pasted_path
+
+        path = pasted_path(text, self.workspace)
+        return path is not None and self.attach(str(path))
+
     def say(self, message: str, *, level: NoticeLevel = "info", markdown: bool = False) -> None:
         self.add_block(NoticeBlock(message, level=level, markdown=markdown))
 
@@ -692,6 +728,9 @@ class GemmaApp(App[int]):
             return
         if name == "export":
             self.export(arg)
+            return
+        if name == "attach":
+            self.attach(arg)
             return
         backend = self.backend
         if backend is None:
@@ -832,7 +871,7 @@ class GemmaApp(App[int]):
         blocks: list[Widget] = []
         for message in history:
             if isinstance(message, UserMessage):
-                names = tuple(a.name for a in message.attachments)
+                names = tuple(_chip(a) for a in message.attachments)
                 blocks.append(UserBlock(message.content, attachments=names))
             elif isinstance(message, SummaryMessage):
                 blocks.append(NoticeBlock(message.content, title="Summary of earlier turns"))
@@ -963,3 +1002,15 @@ def run_tui(args: argparse.Namespace) -> int:
     )
     code = app.run()
     return code or 0
+
+
+def _chip(media: Any) -> str:
+    """An attachment as shown in the transcript: name, size, dimensions or duration."""
+    describe = getattr(media, "describe", None)
+    if callable(describe):
+        return str(describe())
+    if hasattr(media, "data_b64"):
+        from ..agent.media import describe_attachment
+
+        return describe_attachment(media)
+    return str(getattr(media, "name", media))

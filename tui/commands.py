@@ -26,6 +26,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("resume", "ID", "resume a saved session"),
     Command("save", "", "save the session now and show its id"),
     Command("export", "[PATH]", "write the transcript as Markdown"),
+    Command("attach", "PATH", "attach an image or audio file to the next message"),
     Command("quit", "", "leave"),
 )
 

@@ -5,6 +5,9 @@ markers written as text, e.g. ``'<|tool_call>call:ls{path:<|"|>.<|"|>}<tool_call
 exception (raised as the request's failure) or a callable ``(ScriptedRequest) -> str``. A string
 without a final stop marker gets one: ``<|tool_response>`` after a tool call, else ``<turn|>``.
 
+``modalities=("image", "audio")`` declares a multimodal model: requests may then carry media,
+and, as in vLLM, each must match one ``<|image|>``/``<|audio|>`` placeholder id of the prompt.
+
     engine = ScriptedEngine(["Hello!"])
     agent = Agent(engine=engine)
     assert agent.run_sync("hi").output == "Hello!"
@@ -14,10 +17,12 @@ without a final stop marker gets one: ``<|tool_response>`` after a tool call, el
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ...prompts.tokens import (
+    AUDIO,
+    IMAGE,
     STOP_MARKERS,
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
@@ -66,6 +71,7 @@ class ScriptedEngine:
         max_model_len: int = 32768,
         supports_grammar: bool = False,
         model: str = "scripted",
+        modalities: Iterable[str] = ("text",),
     ) -> None:
         if chunk_tokens < 1:
             raise ValueError("chunk_tokens must be at least 1")
@@ -75,6 +81,7 @@ class ScriptedEngine:
             variant=variant,
             max_model_len=max_model_len,
             supports_grammar=supports_grammar,
+            modalities=frozenset({"text", *modalities}),
         )
         self.outputs: list[ScriptedOutput] = list(outputs)
         self.requests: list[ScriptedRequest] = []
@@ -132,6 +139,30 @@ class ScriptedEngine:
             return n
         return next(i for i in range(n) if a[i] != b[i])
 
+    def _check_media(self, request: EngineRequest) -> None:
+        """What vLLM checks: modalities the model takes, one media item per placeholder id."""
+        kinds = {m.modality for m in request.media}
+        if kinds - self.info.modalities:
+            from ...errors import ConfigError
+
+            raise ConfigError(
+                f"this engine takes {sorted(self.info.modalities)} input, not "
+                f"{sorted(kinds - self.info.modalities)} (ScriptedEngine(modalities=...))"
+            )
+        if not request.media and self.info.modalities == {"text"}:
+            return  # text-only: no scan, requests stay O(1) in the prompt's length
+        for kind, marker in (("image", IMAGE), ("audio", AUDIO)):
+            placeholder = self.tokenizer.control_id(marker)
+            in_prompt = sum(1 for t in request.prompt_ids if t == placeholder)
+            given = sum(1 for m in request.media if m.modality == kind)
+            if in_prompt != given:
+                from ...errors import EngineRequestFailed
+
+                raise EngineRequestFailed(
+                    f"the prompt has {in_prompt} {marker} placeholders but {given} {kind} "
+                    "items were passed"
+                )
+
     def _with_stop(self, text: str) -> str:
         if text.endswith(STOP_MARKERS):
             return text
@@ -150,6 +181,7 @@ class ScriptedEngine:
         if not isinstance(prompt, PromptIds):
             record._ids = tuple(prompt)  # a caller's list may change later: snapshot it now
         self.requests.append(record)
+        self._check_media(request)
         if self._next >= len(self.outputs):
             raise AssertionError(
                 f"ScriptedEngine: request {len(self.requests)} but only "

@@ -9,9 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import gemma_agent
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

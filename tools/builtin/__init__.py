@@ -1,4 +1,4 @@
-"""The built-in coding tools: files, search, shell and plan."""
+"""The built-in tools: files, search, shell, plan (``coding_tools``) and view_image."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from ..base import Tool
 from .files import edit_file, list_dir, read_file, write_file
+from .media import media_tools, view_image
 from .plan import PlanChanged, PlanItem, update_plan
 from .search import glob, grep
 from .shell import RunShell, SandboxMode, sandbox_status
@@ -32,8 +33,10 @@ __all__ = [
     "glob",
     "grep",
     "list_dir",
+    "media_tools",
     "read_file",
     "sandbox_status",
     "update_plan",
+    "view_image",
     "write_file",
 ]

@@ -1,0 +1,100 @@
+"""view_image: show the model an image file from the workspace.
+
+The image goes back with the tool result as media (``ToolOutput.media``); the agent places it
+after the tool response, where Gemma 4 sees it (FORMAT.md §5.3). Models without a vision tower
+get an error result instead (the agent checks the engine's modalities).
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+from pathlib import Path
+
+from ..base import ToolContext, ToolError, ToolMedia, ToolOutput, tool
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+_FORMATS = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
+
+
+def _image_file(ctx: ToolContext, path: str) -> tuple[Path, str]:
+    resolved = ctx.resolve(path)
+    shown = ctx.files.display(resolved)
+    try:
+        info = resolved.stat()
+    except FileNotFoundError:
+        raise ToolError(
+            f"{shown} does not exist (paths are relative to the workspace root)"
+        ) from None
+    except OSError as exc:
+        raise ToolError(f"cannot open {shown}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ToolError(f"{shown} is a directory; use list_dir or glob to find image files")
+    if not stat.S_ISREG(info.st_mode):
+        raise ToolError(f"{shown} is not a regular file; it cannot be read")
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise ToolError(
+            f"{shown} is {_size(info.st_size)}; view_image takes files up to "
+            f"{_size(MAX_IMAGE_BYTES)}"
+        )
+    return resolved, shown
+
+
+@tool(read_only=True)
+def view_image(ctx: ToolContext, path: str) -> ToolOutput:
+    """Look at an image file (PNG, JPEG, WebP, GIF or BMP) in the workspace.
+
+    The image is shown to you right after this tool's response.
+
+    Args:
+        path: Image file path relative to the workspace root.
+    """
+    resolved, shown = _image_file(ctx, path)
+    try:
+        from PIL import Image as PILImage
+    except ImportError:
+        raise ToolError(
+            "view_image needs Pillow, which is not installed (pip install 'gemma-agent[media]')"
+        ) from None
+    data = resolved.read_bytes()
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            img.verify()
+        with PILImage.open(io.BytesIO(data)) as img:
+            width, height, fmt = img.width, img.height, img.format or ""
+    except PILImage.UnidentifiedImageError:
+        raise ToolError(
+            f"{shown} is not an image (view_image shows PNG, JPEG, WebP, GIF or BMP files)"
+        ) from None
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise ToolError(f"{shown}: the image cannot be decoded ({exc})") from None
+    mime = _FORMATS.get(fmt)
+    if mime is None:
+        raise ToolError(
+            f"{shown} is a {fmt or 'unknown'} image; view_image shows PNG, JPEG, WebP, GIF or BMP"
+        )
+    media = ToolMedia("image", resolved.name, mime, data)
+    return ToolOutput(
+        f"{shown}: {fmt} image, {width}×{height} pixels, {_size(len(data))}; shown below.",
+        media=(media,),
+    )
+
+
+def media_tools() -> list[object]:
+    """The media built-ins (for models with a vision tower): view_image."""
+    return [view_image]
+
+
+__all__ = ["MAX_IMAGE_BYTES", "media_tools", "view_image"]
