@@ -54,6 +54,7 @@ def run_headless(
         return EXIT_USAGE
     # stdout carries the answer (or, with --json, only the events): engine logs go to stderr.
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines drown the run
     holder: dict[str, Any] = {}
     try:
         return asyncio.run(_main(args, engine, tools, out, holder))

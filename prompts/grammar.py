@@ -21,6 +21,7 @@ Pure: no vLLM or llguidance import; the engine hands the text to vLLM's structur
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +31,27 @@ from . import tokens as T
 
 _NUMBER = r"/-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/"
 _INTEGER = r"/-?(0|[1-9][0-9]*)/"
+_ENUMERATE_UP_TO = 4096  # integer ranges this small are spelled out exactly
+
+
+def _integer(schema: Mapping[str, Any]) -> str:
+    """An integer, within the schema's bounds where a regular language can say so cheaply."""
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    if isinstance(schema.get("exclusiveMinimum"), int | float):
+        lo = math.floor(schema["exclusiveMinimum"]) + 1
+    if isinstance(schema.get("exclusiveMaximum"), int | float):
+        hi = math.ceil(schema["exclusiveMaximum"]) - 1
+    lo = math.ceil(lo) if isinstance(lo, int | float) else None
+    hi = math.floor(hi) if isinstance(hi, int | float) else None
+    if lo is not None and hi is not None and 0 <= hi - lo < _ENUMERATE_UP_TO:
+        return "/(" + "|".join(str(n) for n in range(lo, hi + 1)) + ")/"
+    if lo is not None and lo >= 1:
+        return r"/[1-9][0-9]*/"  # the exact lower bound is left to validation
+    if lo == 0:
+        return r"/(0|[1-9][0-9]*)/"
+    return _INTEGER
+
+
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
@@ -104,13 +126,15 @@ class _Builder:
             max_len = schema.get("maxLength")
             return self.string(max_len if isinstance(max_len, int) else None)
         if t == "integer":
-            return _INTEGER
+            return _integer(schema)
         if t == "number":
             return _NUMBER
         if t == "boolean":
             return '("true" | "false")'
         if t == "array":
             item = self.value(schema.get("items"), stem + "_item", depth + 1)
+            if isinstance(schema.get("minItems"), int) and schema["minItems"] >= 1:
+                return self.new_rule(stem + "_array", f'"[" {item} ("," {item})* "]"')
             return self.new_rule(stem + "_array", f'"[" ({item} ("," {item})*)? "]"')
         if t == "object":
             props = schema.get("properties")

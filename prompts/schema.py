@@ -126,7 +126,9 @@ class _Normalizer:
             if isinstance(items, list):  # tuple form
                 items = items[0] if items else None
             if isinstance(items, dict) and items:
-                out["items"] = self.prop(items, seen)
+                # Inside `items` every key is rendered (§4.2): keep only what the text says.
+                item = self.prop(items, seen)
+                out["items"] = {k: v for k, v in item.items() if k not in _GRAMMAR_KEYS}
         if kind == "object":
             props = schema.get("properties")
             if isinstance(props, dict) and props:
@@ -143,6 +145,9 @@ class _Normalizer:
                 elif extra is not False:
                     notes.append("Free-form object.")
         out["type"] = kind
+        # Kept (the serializer drops them on properties, FORMAT.md §4.1) so that the tool-call
+        # grammar can enforce what the description only tells the model.
+        out.update({k: schema[k] for k in _GRAMMAR_KEYS if isinstance(schema.get(k), int | float)})
         if nullable:
             out["nullable"] = True
         description = _join(desc, *notes)
@@ -161,8 +166,28 @@ class _Normalizer:
         return body
 
 
+_GRAMMAR_KEYS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "maxLength",
+    "minItems",
+)
+_ORDER = [
+    "type",
+    "description",
+    "enum",
+    "items",
+    "properties",
+    "required",
+    "nullable",
+    *_GRAMMAR_KEYS,
+]
+
+
 def _order(key: str) -> int:
-    return ["type", "description", "enum", "items", "properties", "required", "nullable"].index(key)
+    return _ORDER.index(key)
 
 
 def _join(*parts: Any) -> str:

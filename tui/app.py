@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import io
+import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -942,6 +944,28 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def _route_engine_logs(workspace: Path) -> Path:
+    """Send vLLM's logs (ours and its engine-core child's) to a file: on the terminal they
+    would draw over the screen. Returns the log path (shown in engine error cards)."""
+    log_dir = workspace / ".gemma-agent" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "engine.log"
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(path), "formatter": "plain"}
+        },
+        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+    }
+    config_path = log_dir / "engine-logging.json"
+    config_path.write_text(json.dumps(config))
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+    os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(config_path))
+    return path
+
+
 def run_tui(args: argparse.Namespace) -> int:
     """`gemma-agent` without a subcommand: the TUI. The engine starts inside the app."""
     from ..agent.media import load_media
@@ -968,6 +992,7 @@ def run_tui(args: argparse.Namespace) -> int:
     if getattr(args, "variant", None) is None and settings.variant is not None:
         args.variant = settings.variant
     attachments = [load_media(p) for p in [*(args.image or []), *(args.audio or [])]]
+    _route_engine_logs(workspace)
 
     async def start() -> Backend:
         from ..agent.agent import Agent

@@ -16,6 +16,7 @@ and are written to work with 0.33 too:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -23,7 +24,8 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -244,12 +246,13 @@ class VLLMEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         try:
-            try:
-                llm = AsyncLLM.from_engine_args(
-                    engine_args_obj, stat_loggers=[_stat_logger_factory(stats)]
-                )
-            except TypeError:  # a vLLM without stat_loggers: run without the snapshot
-                llm = AsyncLLM.from_engine_args(engine_args_obj)
+            with _real_std_streams():
+                try:
+                    llm = AsyncLLM.from_engine_args(
+                        engine_args_obj, stat_loggers=[_stat_logger_factory(stats)]
+                    )
+                except TypeError:  # a vLLM without stat_loggers: run without the snapshot
+                    llm = AsyncLLM.from_engine_args(engine_args_obj)
         except (ValueError, ConfigError) as e:
             raise ConfigError(f"vLLM cannot start {model_str}: {e}") from e
         except Exception as e:
@@ -378,6 +381,7 @@ class VLLMEngine:
             await asyncio.wait([handler], timeout=5)  # never raises
         # shutdown() joins the engine-core process: do it off the loop.
         await asyncio.to_thread(llm.shutdown)
+        _silence_finalizer(llm)
         self._llm = _ClosedLLM()
 
     async def __aenter__(self) -> VLLMEngine:
@@ -498,3 +502,39 @@ class _ClosedLLM:
 
 def engine_args_summary(args: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(args.items()))
+
+
+@contextlib.contextmanager
+def _real_std_streams() -> Iterator[None]:
+    """Give vLLM's engine-core spawn real stdout/stderr file descriptors.
+
+    Multiprocessing passes ``sys.stderr.fileno()`` to the child; under a TUI (Textual captures
+    sys.stdout/sys.stderr) that is not a valid descriptor and the spawn fails with "bad value(s)
+    in fds_to_keep". The process's own descriptors are the right ones to inherit.
+    """
+    saved = sys.stdout, sys.stderr
+    try:
+        for name, real in (("stdout", sys.__stdout__), ("stderr", sys.__stderr__)):
+            try:
+                ok = getattr(sys, name).fileno() >= 0
+            except (AttributeError, OSError, ValueError):
+                ok = False
+            if not ok and real is not None:
+                setattr(sys, name, real)
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+_QUIET_CLASSES: dict[type, type] = {}
+
+
+def _silence_finalizer(llm: Any) -> None:
+    """AsyncLLM.__del__ calls shutdown() again at interpreter exit, when vLLM's module globals
+    are already gone, and prints a TypeError traceback. Ours is shut down: make it a no-op."""
+    cls = type(llm)
+    quiet = _QUIET_CLASSES.get(cls)
+    if quiet is None:
+        quiet = _QUIET_CLASSES[cls] = type(cls.__name__, (cls,), {"__del__": lambda self: None})
+    with contextlib.suppress(TypeError):
+        llm.__class__ = quiet

@@ -331,3 +331,33 @@ async def test_forced_tool_by_name_with_thinking_budget(vllm_engine) -> None:
         assert deltas[-1].finish_reason == "stop", text
         calls = _validate(text)
         assert {name for name, _ in calls} == {"search"}
+
+
+async def test_required_calls_to_the_builtin_coding_tools_validate(vllm_engine, tmp_path) -> None:
+    """The grammar carries the tools' own bounds (e.g. list_dir depth 1-5), not just their types:
+    every sampled call passes the registry's pydantic validation."""
+    from gemma_agent.prompts import parse_output
+    from gemma_agent.tools.builtin import coding_tools
+    from gemma_agent.tools.registry import ToolRegistry
+
+    registry = ToolRegistry(coding_tools(sandbox="none"))
+    decls = registry.declarations()
+    # Short strings so that noise output finishes its calls within max_tokens.
+    grammar = tool_call_grammar(decls, "required", thinking=False, max_string_chars=48)
+    ids = user_prompt(vllm_engine, "List the files.")
+    results = await asyncio.gather(
+        *(
+            collect(vllm_engine, EngineRequest(ids, max_tokens=400, seed=i, grammar=grammar))
+            for i in range(40)
+        )
+    )
+    checked = 0
+    for deltas in results:
+        assert deltas[-1].finish_reason == "stop"
+        for call in parse_output("".join(d.text for d in deltas), decls).tool_calls:
+            assert call.complete and call.error is None, call
+            tool = registry.get(call.name)
+            assert tool is not None
+            jsonschema.validate(call.arguments, tool.parameters)
+            checked += 1
+    assert checked >= 40
