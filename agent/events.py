@@ -185,7 +185,8 @@ def _jsonable(value: Any) -> Any:
     from pydantic import BaseModel
 
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        # Media bytes stay in the session log; event consumers get name and type only.
+        return _without_media_bytes(value.model_dump(mode="json"))
     if isinstance(value, PlanItem | DroppedItem):
         return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
     if isinstance(value, tuple | list):
@@ -195,3 +196,11 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return repr(value)
+
+
+def _without_media_bytes(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_media_bytes(v) for k, v in value.items() if k != "data_b64"}
+    if isinstance(value, list):
+        return [_without_media_bytes(v) for v in value]
+    return value

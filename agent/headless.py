@@ -74,6 +74,10 @@ async def _main(
 ) -> int:
     from .agent import Agent
 
+    # Bad --image/--audio paths fail now, before an engine is started for nothing.
+    from .media import load_media
+
+    media = [load_media(p) for p in [*getattr(args, "image", []), *getattr(args, "audio", [])]]
     own = engine is None
     if engine is None:
         from .engines.factory import create_engine
@@ -98,11 +102,8 @@ async def _main(
             max_steps=getattr(args, "max_steps", None) or 50,
         )
         task: Any = getattr(args, "task", None)
-        media = [*getattr(args, "image", []), *getattr(args, "audio", [])]
         if task and media:
-            from .media import load_media
-
-            task = [task, *(load_media(p) for p in media)]
+            task = [task, *media]
         view: _View = _JsonView(out) if json_mode else _RichView(out)
         finished: RunFinished | None = None
         async for event in agent.stream(task, session_id=getattr(args, "resume", None)):

@@ -45,7 +45,13 @@ class ModelPreset:
             "language_model_only": not media,
         }
         if media:
-            args["limit_mm_per_prompt"] = {m: 4 for m in sorted(self.modalities - {"text"})}
+            from ..media import MediaLimits  # vLLM must admit what our own check lets through
+
+            limits = MediaLimits()
+            per_kind = {"image": limits.max_images, "audio": limits.max_audio_clips}
+            args["limit_mm_per_prompt"] = {
+                m: per_kind[m] for m in sorted(self.modalities - {"text"})
+            }
         args.update({k: v for k, v in overrides.items() if v is not None})
         if args["max_model_len"] > self.context_length:
             raise ConfigError(

@@ -263,7 +263,10 @@ class VLLMEngine:
         if not engine_args.get("language_model_only") and not cpu:
             mm_cfg = getattr(llm.model_config, "multimodal_config", None)
             if mm_cfg is not None:
-                mm |= {"image", "audio"}
+                mm.add("image")
+                hf_config = llm.model_config.hf_config
+                if getattr(hf_config, "audio_config", None) is not None:
+                    mm.add("audio")  # only E2B/E4B have an audio tower
         info = EngineInfo(
             model=name or os.fspath(model),
             variant=variant,
@@ -307,10 +310,12 @@ class VLLMEngine:
             )
         if request.grammar is not None and not self._grammar:
             raise ConfigError("this engine was started without grammar support (--no-grammar)")
-        if request.media and request.media[0].modality not in self.info.modalities:
+        missing = {m.modality for m in request.media} - self.info.modalities
+        if missing:
             raise ConfigError(
-                f"this engine serves {sorted(self.info.modalities)} input only; start it without "
-                "language_model_only on a GPU to send images or audio"
+                f"this engine takes no {'/'.join(sorted(missing))} input (it serves "
+                f"{sorted(self.info.modalities)}); start it with media enabled (--image/--audio, "
+                "or engine_options={'media': True}) on a GPU, with a checkpoint that has the tower"
             )
 
         max_total = min(request.max_tokens, room)

@@ -310,3 +310,17 @@ def test_headless_cli_refuses_audio_on_a_model_without_it(tmp_path: Path, note: 
     with pytest.raises(ConfigError, match="takes no audio"):
         run_headless(args, engine=engine, tools=[], out=io.StringIO())
     assert engine.requests == []
+
+
+def test_json_events_name_media_but_leave_their_bytes_in_the_session_log() -> None:
+    from gemma_agent.agent.events import ToolCallFinished, event_to_dict
+    from gemma_agent.agent.messages import Attachment, ToolCall, ToolResult
+
+    att = Attachment(kind="image", name="shot.png", mime="image/png", data_b64="QUJD" * 1000)
+    call = ToolCall(name="view_image", arguments={"path": "shot.png"})
+    result = ToolResult(call_id=call.id, name="view_image", content="ok", attachments=(att,))
+    out = event_to_dict(ToolCallFinished(call=call, result=result, step=1, seconds=0.1))
+    assert out["result"]["attachments"] == [
+        {"kind": "image", "name": "shot.png", "mime": "image/png"}
+    ]
+    assert "QUJD" not in str(out)
