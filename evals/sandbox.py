@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from ..tools.builtin.shell import interpreter_binds
+
 OUTPUT_LIMIT = 64_000  # characters of output kept (head and tail)
 _INFRA_EXIT = 121  # the launcher's exit code when it cannot set limits or exec
 
@@ -147,6 +149,7 @@ def _command_argv(
     if kind == "rlimit":
         return argv
     bwrap = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    bwrap += interpreter_binds()  # our venv may live under the /tmp just hidden
     for p in writable:
         bwrap += ["--bind", str(p), str(p)]
     bwrap += ["--unshare-all", "--die-with-parent", "--new-session", "--chdir", str(cwd)]

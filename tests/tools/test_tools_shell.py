@@ -214,3 +214,25 @@ async def test_sandbox_no_network_readonly_system_writable_workspace(
     assert not outside.exists()  # the sandbox's /tmp is private
     assert (ws / "inside.txt").read_text() == "ok\n"
     assert not events  # no fallback notice when the sandbox works
+
+
+def test_our_preloads_are_not_inherited_and_a_tmp_venv_stays_visible(monkeypatch) -> None:
+    """vLLM (CPU) preloads libraries from our venv into this process; a venv under /tmp is hidden
+    by the sandbox's private /tmp unless bound back."""
+    import sys
+
+    from gemma_agent.tools.builtin import shell
+
+    ours = f"{sys.prefix}/lib/python3.11/site-packages/torch/lib/libgomp.so.1"
+    env = shell._without_our_preloads({"LD_PRELOAD": f"{ours} /opt/other/libx.so", "A": "1"})
+    assert env == {"LD_PRELOAD": "/opt/other/libx.so", "A": "1"}
+    assert shell._without_our_preloads({"LD_PRELOAD": ours}) == {}
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir="/tmp") as venv:
+        monkeypatch.setattr(sys, "prefix", venv)
+        assert shell.interpreter_binds()[:3] == ["--ro-bind", venv, venv]
+    monkeypatch.setattr(sys, "prefix", "/usr")
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    assert shell.interpreter_binds() == []

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -62,6 +63,7 @@ def bwrap_args(workspace: Path, *, network: bool = False) -> list[str]:
         "--dev", "/dev",
         "--proc", "/proc",
         "--tmpfs", "/tmp",
+        *interpreter_binds(),
         "--bind", ws, ws,  # after /tmp: the workspace may live under /tmp
         "--chdir", ws,
         "--unshare-all",
@@ -72,6 +74,31 @@ def bwrap_args(workspace: Path, *, network: bool = False) -> list[str]:
     if network:
         args.append("--share-net")
     return args
+
+
+def interpreter_binds() -> list[str]:
+    """Read-only binds that bring back our Python installation when a private /tmp hides it
+    (a virtual environment or checkout under /tmp, as in some CI clones)."""
+    args: list[str] = []
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        path = Path(prefix).resolve()
+        if path.is_relative_to("/tmp") and path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def _without_our_preloads(env: dict[str, str]) -> dict[str, str]:
+    """vLLM's CPU build puts its own libraries (inside our venv) into LD_PRELOAD for this
+    process; a shell command must not inherit them (the loader complains on every start)."""
+    preload = env.get("LD_PRELOAD")
+    if preload:
+        prefix = str(Path(sys.prefix).resolve())
+        kept = [p for p in preload.replace(":", " ").split() if not p.startswith(prefix)]
+        if kept:
+            env["LD_PRELOAD"] = " ".join(kept)
+        else:
+            del env["LD_PRELOAD"]
+    return env
 
 
 def sandbox_status(*, refresh: bool = False) -> SandboxStatus:
@@ -285,7 +312,7 @@ class RunShell(Tool):
         return False
 
     def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = _without_our_preloads(dict(os.environ))
         env.update(
             {
                 "TERM": "dumb",
