@@ -961,6 +961,7 @@ def _route_engine_logs(workspace: Path) -> Path:
     }
     config_path = log_dir / "engine-logging.json"
     config_path.write_text(json.dumps(config))
+    os.environ.setdefault("GEMMA_AGENT_ENGINE_LOG", str(path))  # the engine core's own output
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
     os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(config_path))
     return path

@@ -228,6 +228,11 @@ class VLLMEngine:
             "disable_log_stats": True,
             "enable_prefix_caching": True,
         }
+        if "prefix_cache_retention_interval" in _field_names(vllm.AsyncEngineArgs):
+            # vLLM >= 0.32 keeps sliding-window KV blocks for prefix hits only at the end of
+            # each prompt; an agent's next prompt is this prompt + the generated ids + the tool
+            # results, so dense retention lets the cache serve the generated part too.
+            args["prefix_cache_retention_interval"] = None
         if cpu:
             # Compiling costs 50-90 s per start on CPU and buys little for small batches.
             args["enforce_eager"] = True
@@ -246,7 +251,7 @@ class VLLMEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         try:
-            with _real_std_streams():
+            with _real_std_streams(), _engine_core_output(os.environ.get(ENGINE_LOG_ENV)):
                 try:
                     llm = AsyncLLM.from_engine_args(
                         engine_args_obj, stat_loggers=[_stat_logger_factory(stats)]
@@ -447,6 +452,11 @@ class VLLMEngine:
         return EngineRequestFailed(f"vLLM request failed: {type(cause).__name__}: {cause}")
 
 
+def _field_names(cls: Any) -> set[str]:
+    fields = getattr(cls, "__dataclass_fields__", None)
+    return set(fields) if isinstance(fields, dict) else set()
+
+
 _LIVENESS_POLL_S = 1.0
 _DEAD = (
     "the vLLM engine process died (its log above names the cause). Restart gemma-agent; if it "
@@ -507,6 +517,49 @@ class _ClosedLLM:
 
 def engine_args_summary(args: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(args.items()))
+
+
+# Set by a full-screen front end (the TUI): the engine-core child process writes its stdout and
+# stderr (warnings, progress bars, native code) to this file instead of the terminal.
+ENGINE_LOG_ENV = "GEMMA_AGENT_ENGINE_LOG"
+
+
+@contextlib.contextmanager
+def _engine_core_output(path: str | None) -> Iterator[None]:
+    """Point fds 1 and 2 at ``path`` for the instant a child process is launched, so that the
+    engine core inherits the log file instead of the terminal the TUI draws on."""
+    if not path:
+        yield
+        return
+    from multiprocessing import popen_fork, popen_spawn_posix
+
+    originals = {
+        cls: cls.__dict__["_launch"] for cls in (popen_fork.Popen, popen_spawn_posix.Popen)
+    }
+
+    def wrap(launch: Any) -> Any:
+        def launch_into_log(self: Any, process_obj: Any) -> Any:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            saved = os.dup(1), os.dup(2)
+            try:
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                return launch(self, process_obj)
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                for f in (fd, *saved):
+                    os.close(f)
+
+        return launch_into_log
+
+    for cls, launch in originals.items():
+        setattr(cls, "_launch", wrap(launch))  # noqa: B010 (a private hook mypy cannot see)
+    try:
+        yield
+    finally:
+        for cls, launch in originals.items():
+            setattr(cls, "_launch", launch)  # noqa: B010
 
 
 @contextlib.contextmanager

@@ -71,3 +71,7 @@ def test_console_script_shows_thinking_and_a_tool_card(tmp_path: Path) -> None:
             child.terminate(force=True)
     child.close()
     assert child.exitstatus == 0, child.before
+    # vLLM's output (its loggers and the engine-core process's raw stderr) went to a file,
+    # not over the screen.
+    log = (tmp_path / ".gemma-agent" / "logs" / "engine.log").read_text()
+    assert "EngineCore" in log
