@@ -16,7 +16,7 @@ import wave
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, Self
 
 from ..errors import ConfigError
 from .engines.base import MediaItem
@@ -93,8 +93,36 @@ def _read(path: str | Path) -> tuple[bytes, str]:
         raise ConfigError(f"Cannot read media file {p}: {e.strerror}.") from e
 
 
+class _Media:
+    """What Image and Audio share: reading a file, and the attachment a message stores."""
+
+    __slots__ = ()
+    kind: ClassVar[Literal["image", "audio"]]
+    data: bytes
+    mime: str
+    name: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> Self:
+        data, name = _read(path)
+        return cls.from_bytes(data, name)
+
+    def to_attachment(self) -> Attachment:
+        return Attachment(
+            kind=self.kind,
+            name=self.name,
+            mime=self.mime,
+            data_b64=base64.b64encode(self.data).decode(),
+        )
+
+
 @dataclass(frozen=True, slots=True)
-class Image:
+class Image(_Media):
+    kind: ClassVar[Literal["image", "audio"]] = "image"
     data: bytes
     mime: str
     name: str
@@ -102,7 +130,7 @@ class Image:
     height: int
 
     @classmethod
-    def from_bytes(cls, data: bytes, name: str = "image") -> Image:
+    def from_bytes(cls, data: bytes, name: str = "image") -> Self:
         mime = _sniff_mime(data, name)
         if mime not in IMAGE_MIMES:
             raise ConfigError(
@@ -120,30 +148,18 @@ class Image:
         return cls(data=data, mime=mime, name=name, width=width, height=height)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> Image:
-        data, name = _read(path)
-        return cls.from_bytes(data, name)
-
-    @classmethod
-    def from_pil(cls, image: Any, name: str = "image.png") -> Image:
+    def from_pil(cls, image: Any, name: str = "image.png") -> Self:
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         return cls.from_bytes(buf.getvalue(), name)
-
-    def to_attachment(self) -> Attachment:
-        return Attachment(
-            kind="image",
-            name=self.name,
-            mime=self.mime,
-            data_b64=base64.b64encode(self.data).decode(),
-        )
 
     def describe(self) -> str:
         return f"{self.name} ({_size(len(self.data))}, {self.width}×{self.height})"
 
 
 @dataclass(frozen=True, slots=True)
-class Audio:
+class Audio(_Media):
+    kind: ClassVar[Literal["image", "audio"]] = "audio"
     data: bytes  # the encoded file (WAV, FLAC, MP3, OGG)
     mime: str
     name: str
@@ -151,7 +167,7 @@ class Audio:
     sample_rate: int
 
     @classmethod
-    def from_bytes(cls, data: bytes, name: str = "audio") -> Audio:
+    def from_bytes(cls, data: bytes, name: str = "audio") -> Self:
         mime = _sniff_mime(data, name)
         if mime not in AUDIO_MIMES:
             raise ConfigError(
@@ -162,12 +178,7 @@ class Audio:
         return cls(data=data, mime=mime, name=name, seconds=seconds, sample_rate=rate)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> Audio:
-        data, name = _read(path)
-        return cls.from_bytes(data, name)
-
-    @classmethod
-    def from_array(cls, samples: Any, sample_rate: int, name: str = "audio.wav") -> Audio:
+    def from_array(cls, samples: Any, sample_rate: int, name: str = "audio.wav") -> Self:
         """Mono or multi-channel float samples in [-1, 1] (numpy array or sequence)."""
         import numpy as np
 
@@ -185,16 +196,12 @@ class Audio:
             w.writeframes(pcm)
         return cls.from_bytes(buf.getvalue(), name)
 
-    def to_attachment(self) -> Attachment:
-        return Attachment(
-            kind="audio",
-            name=self.name,
-            mime=self.mime,
-            data_b64=base64.b64encode(self.data).decode(),
-        )
-
     def describe(self) -> str:
         return f"{self.name} ({_size(len(self.data))}, {self.seconds:.1f} s)"
+
+
+def _media_class(kind: str | None) -> type[Image] | type[Audio]:
+    return Audio if kind == "audio" else Image
 
 
 def _audio_length(data: bytes, name: str, mime: str) -> tuple[float, int]:
@@ -233,12 +240,7 @@ def load_media(path: str | Path) -> Image | Audio:
 def describe_attachment(att: Attachment) -> str:
     """``name (size, W×H)`` or ``name (size, N s)`` for a stored attachment (chips)."""
     try:
-        raw = attachment_bytes(att)
-        media = (
-            Audio.from_bytes(raw, att.name)
-            if att.kind == "audio"
-            else Image.from_bytes(raw, att.name)
-        )
+        media = _media_class(att.kind).from_bytes(attachment_bytes(att), att.name)
     except (ConfigError, ValueError):
         return att.name
     return media.describe()
@@ -360,9 +362,7 @@ def tool_attachment(media: Any) -> Attachment:
     data, name = getattr(media, "data", None), str(getattr(media, "name", "media"))
     if not isinstance(data, bytes):
         raise ConfigError(f"{name}: a tool returned media without bytes.")
-    if getattr(media, "kind", None) == "audio":
-        return Audio.from_bytes(data, name).to_attachment()
-    return Image.from_bytes(data, name).to_attachment()
+    return _media_class(getattr(media, "kind", None)).from_bytes(data, name).to_attachment()
 
 
 def _no_audio_tower(variant: str) -> bool:

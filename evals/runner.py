@@ -297,16 +297,6 @@ async def _run_one(
     try:
         try:
             await workspace.setup(task, kind=kind)
-        except WorkspaceError as e:
-            return SampleResult(
-                **base,
-                passed=False,
-                status="error",
-                infra=True,
-                error=str(e),
-                seconds=time.monotonic() - start,
-            )
-        try:
             outcome = await solver.solve(task, workspace, run_id=run_id)
         except WorkspaceError as e:
             return SampleResult(
@@ -358,11 +348,9 @@ async def _run_one(
             test_output=verdict.output[-4000:] if not verdict.passed else "",
             seconds=round(time.monotonic() - start, 3),
         )
-    except (asyncio.CancelledError, KeyboardInterrupt):
+    except (asyncio.CancelledError, KeyboardInterrupt, EngineUnavailable):
         raise
     except Exception as e:
-        if isinstance(e, EngineUnavailable):
-            raise
         tb = traceback.format_exc(limit=5)
         return SampleResult(
             **base,

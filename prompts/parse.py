@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import tokens as T
 from .schema import normalize_schema
@@ -196,6 +196,21 @@ _LOOSE_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-
 _PLAIN_CALL_RE = re.compile(r"(?:<call>|(?<![\w])call:)\s*([A-Za-z_][\w.\-]*)\s*(?=[{(])")
 
 _CONTENT, _REASONING, _CALL, _DONE = 0, 1, 2, 3
+
+_TextEvent = TypeVar("_TextEvent", ContentDelta, ReasoningDelta)
+
+
+def _text_event(cache: dict[str, _TextEvent], kind: type[_TextEvent], text: str) -> _TextEvent:
+    """The event for a content or reasoning delta, reused from ``cache`` when the text recurs."""
+    if len(text) > _CACHE_TEXT:
+        return kind(text)
+    event = cache.get(text)
+    if event is None:
+        event = kind(text)
+        if len(cache) < _CACHE_MAX:
+            cache[text] = event
+    return event
+
 
 # ---------------------------------------------------------------------------------------------
 # Argument parsing (FORMAT.md §8.5)
@@ -690,8 +705,9 @@ class StreamParser:
                 self._c_hold = text[len(kept) :]
                 if not kept:
                     return []
-                content = self._content_cache.get(kept)
-                return [content if content is not None else self._content_event(kept)]
+                cache = self._content_cache
+                content = cache.get(kept)
+                return [content if content is not None else _text_event(cache, ContentDelta, kept)]
         elif self._mode == _REASONING:
             if self._label is None and self._r_emitted:
                 self._segments[-1].append(text)
@@ -704,8 +720,13 @@ class StreamParser:
                     self._r_hold = ""
                 if not text:
                     return []
-                reasoning = self._reasoning_cache.get(text)
-                return [reasoning if reasoning is not None else self._reasoning_event(text)]
+                r_cache = self._reasoning_cache
+                reasoning = r_cache.get(text)
+                return [
+                    reasoning
+                    if reasoning is not None
+                    else _text_event(r_cache, ReasoningDelta, text)
+                ]
         elif self._mode == _DONE:
             return []
         events = []
@@ -736,28 +757,6 @@ class StreamParser:
         if end > pos:
             self._text(text[pos:end], events)
         return events
-
-    def _content_event(self, text: str) -> ContentDelta:
-        if len(text) > _CACHE_TEXT:
-            return ContentDelta(text)
-        cache = self._content_cache
-        event = cache.get(text)
-        if event is None:
-            event = ContentDelta(text)
-            if len(cache) < _CACHE_MAX:
-                cache[text] = event
-        return event
-
-    def _reasoning_event(self, text: str) -> ReasoningDelta:
-        if len(text) > _CACHE_TEXT:
-            return ReasoningDelta(text)
-        cache = self._reasoning_cache
-        event = cache.get(text)
-        if event is None:
-            event = ReasoningDelta(text)
-            if len(cache) < _CACHE_MAX:
-                cache[text] = event
-        return event
 
     def feed_ids(self, ids: Iterable[int]) -> list[ParseEvent]:
         decoder = self._decoder
@@ -919,7 +918,7 @@ class StreamParser:
         kept = text.rstrip()
         self._c_hold = text[len(kept) :]
         if kept:
-            events.append(self._content_event(kept))
+            events.append(_text_event(self._content_cache, ContentDelta, kept))
 
     # -- reasoning ----------------------------------------------------------------------------
 
@@ -954,7 +953,7 @@ class StreamParser:
             if not self._r_emitted and self._r_any:
                 text = "\n" + text
             self._r_emitted = True
-            events.append(self._reasoning_event(text))
+            events.append(_text_event(self._reasoning_cache, ReasoningDelta, text))
 
     def _end_segment(self, events: list[ParseEvent]) -> None:
         label = self._label

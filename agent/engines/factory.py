@@ -17,7 +17,14 @@ from typing import Any
 
 from ...errors import ConfigError, EngineUnavailable
 from .base import Engine
-from .presets import DEFAULT_GPU_MODEL, PRESETS, ModelPreset, find_preset, validate_parallel
+from .presets import (
+    BACKENDS,
+    DEFAULT_GPU_MODEL,
+    PRESETS,
+    ModelPreset,
+    find_preset,
+    validate_parallel,
+)
 
 TINY_BANNER = (
     "Using the tiny random-weight Gemma 4 model: everything runs for real, but its outputs are "
@@ -116,7 +123,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--distributed-executor-backend",
-        choices=["mp", "ray", "uni", "external_launcher"],
+        choices=BACKENDS,
         default=None,
         help="ray for multi-node",
     )

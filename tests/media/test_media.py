@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -21,32 +19,13 @@ from gemma_agent.agent.media import (
 from gemma_agent.errors import ConfigError
 from PIL import Image as PILImage
 
+from .conftest import make_wav
+
 ALL = frozenset({"text", "image", "audio"})
 
 
-@pytest.fixture
-def png(tmp_path: Path) -> Path:
-    p = tmp_path / "shot.png"
-    PILImage.new("RGB", (64, 48), (200, 30, 30)).save(p)
-    return p
-
-
-def _wav(path: Path, seconds: float, rate: int = 16000) -> Path:
-    n = int(seconds * rate)
-    pcm = b"".join(
-        int(8000 * math.sin(2 * math.pi * 440 * i / rate)).to_bytes(2, "little", signed=True)
-        for i in range(n)
-    )
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return path
-
-
-def test_image_from_path_reads_size_and_mime(png: Path) -> None:
-    img = Image.from_path(png)
+def test_image_from_path_reads_size_and_mime(shot: Path) -> None:
+    img = Image.from_path(shot)
     assert (img.width, img.height, img.mime) == (64, 48, "image/png")
     assert "64×48" in img.describe()
     att = img.to_attachment()
@@ -76,7 +55,7 @@ def test_corrupt_and_unsupported_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_audio_wav_flac_and_array(tmp_path: Path) -> None:
-    clip = Audio.from_path(_wav(tmp_path / "note.wav", 1.5))
+    clip = Audio.from_path(make_wav(tmp_path / "note.wav", 1.5))
     assert clip.mime == "audio/wav" and abs(clip.seconds - 1.5) < 1e-3 and clip.sample_rate == 16000
     flac = tmp_path / "note.flac"
     soundfile.write(flac, np.zeros(8000, dtype=np.float32), 16000)
@@ -88,10 +67,10 @@ def test_audio_wav_flac_and_array(tmp_path: Path) -> None:
         Audio.from_array(np.zeros(10), 0)
 
 
-def test_modalities_and_limits(tmp_path: Path, png: Path) -> None:
-    img = Image.from_path(png).to_attachment()
-    long_clip = Audio.from_path(_wav(tmp_path / "long.wav", 31, rate=2000)).to_attachment()
-    short_clip = Audio.from_path(_wav(tmp_path / "short.wav", 1)).to_attachment()
+def test_modalities_and_limits(tmp_path: Path, shot: Path) -> None:
+    img = Image.from_path(shot).to_attachment()
+    long_clip = Audio.from_path(make_wav(tmp_path / "long.wav", 31, rate=2000)).to_attachment()
+    short_clip = Audio.from_path(make_wav(tmp_path / "short.wav", 1)).to_attachment()
     check_media([img, short_clip], modalities=ALL, model="E4B")
     with pytest.raises(ConfigError, match="no audio tower"):
         check_media([short_clip], modalities={"text", "image"}, model="google/gemma-4-31B-it")
@@ -105,9 +84,9 @@ def test_modalities_and_limits(tmp_path: Path, png: Path) -> None:
         check_media([img], modalities=ALL, model="E4B", limits=MediaLimits(max_image_pixels=100))
 
 
-def test_media_items_are_decoded_in_order(tmp_path: Path, png: Path) -> None:
-    img = Image.from_path(png).to_attachment()
-    clip = Audio.from_path(_wav(tmp_path / "n.wav", 0.25)).to_attachment()
+def test_media_items_are_decoded_in_order(tmp_path: Path, shot: Path) -> None:
+    img = Image.from_path(shot).to_attachment()
+    clip = Audio.from_path(make_wav(tmp_path / "n.wav", 0.25)).to_attachment()
     items = to_media_items([clip, img])
     assert [i.modality for i in items] == ["audio", "image"]
     samples, rate = items[0].data
@@ -115,8 +94,8 @@ def test_media_items_are_decoded_in_order(tmp_path: Path, png: Path) -> None:
     assert items[1].data.size == (64, 48) and items[1].data.mode == "RGB"
 
 
-def test_sdk_task_with_media(png: Path) -> None:
-    text, atts = as_user_input(["What is wrong in this screenshot?", Image.from_path(png)])
+def test_sdk_task_with_media(shot: Path) -> None:
+    text, atts = as_user_input(["What is wrong in this screenshot?", Image.from_path(shot)])
     assert text == "What is wrong in this screenshot?" and [a.kind for a in atts] == ["image"]
     assert as_user_input("plain") == ("plain", ())
     with pytest.raises(ConfigError, match="Unsupported task part"):

@@ -9,17 +9,21 @@ from gemma_agent.prompts import render_chat, render_ids
 from gemma_agent.prompts import tokens as T
 from gemma_agent.prompts.tokens import ByteTokenizer
 
-from .conftest import FAMILY_VARIANT, example_cases, expected
-
-CASES = [(name, case, fam) for name, case in example_cases() for fam in ("L", "S")]
-IDS = [f"{name}-{fam}" for name, _, fam in CASES]
+from .conftest import (
+    CASE_IDS,
+    CASES,
+    FAMILY_VARIANT,
+    assert_ids_match_whole_text,
+    example_cases,
+    expected,
+)
 
 
 def test_all_ten_vectors_present(examples: list[tuple[str, dict[str, Any]]]) -> None:
     assert len(CASES) == 10
 
 
-@pytest.mark.parametrize(("name", "case", "family"), CASES, ids=IDS)
+@pytest.mark.parametrize(("name", "case", "family"), CASES, ids=CASE_IDS)
 def test_golden_rendering(name: str, case: dict[str, Any], family: str) -> None:
     got = render_chat(
         case["messages"],
@@ -44,23 +48,11 @@ def test_small_variants_share_family_s(variant: str) -> None:
     assert render_chat(case["messages"], case.get("tools"), variant=variant) == expected(name, "S")
 
 
-@pytest.mark.parametrize(("name", "case", "family"), CASES, ids=IDS)
+@pytest.mark.parametrize(("name", "case", "family"), CASES, ids=CASE_IDS)
 def test_k2_safe_ids_equal_whole_string_tokenization(
     name: str, case: dict[str, Any], family: str
 ) -> None:
-    tok = ByteTokenizer()
-    ids = render_ids(
-        case["messages"],
-        case.get("tools"),
-        tok,
-        variant=FAMILY_VARIANT[family],
-        **case.get("kwargs", {}),
-    )
-    text = expected(name, family)
-    assert ids == tok.encode(text)
-    bos = tok.control_id(T.BOS)
-    assert ids[0] == bos and ids.count(bos) == 1
-    assert tok.decode(ids) == text
+    assert_ids_match_whole_text(ByteTokenizer(), name, case, family)
 
 
 def test_k1_control_strings_in_payload_stay_text() -> None:

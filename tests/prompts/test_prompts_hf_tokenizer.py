@@ -10,10 +10,7 @@ import pytest
 from gemma_agent.prompts import StreamParser, parse_output, render_chat, render_ids
 from gemma_agent.prompts import tokens as T
 
-from .conftest import FAMILY_VARIANT, example_cases, expected
-
-CASES = [(name, case, fam) for name, case in example_cases() for fam in ("L", "S")]
-IDS = [f"{name}-{fam}" for name, _, fam in CASES]
+from .conftest import CASE_IDS, CASES, assert_ids_match_whole_text
 
 
 @pytest.fixture(scope="module")
@@ -23,22 +20,11 @@ def hf_tokenizer(tiny_model_path: Path) -> Any:
     return HFTokenizer(tiny_model_path)
 
 
-@pytest.mark.parametrize(("name", "case", "family"), CASES, ids=IDS)
+@pytest.mark.parametrize(("name", "case", "family"), CASES, ids=CASE_IDS)
 def test_k2_safe_ids_equal_whole_string_tokenization(
     hf_tokenizer: Any, name: str, case: dict[str, Any], family: str
 ) -> None:
-    ids = render_ids(
-        case["messages"],
-        case.get("tools"),
-        hf_tokenizer,
-        variant=FAMILY_VARIANT[family],
-        **case.get("kwargs", {}),
-    )
-    text = expected(name, family)
-    assert ids == hf_tokenizer.encode(text)
-    bos = hf_tokenizer.control_id(T.BOS)
-    assert ids[0] == bos and ids.count(bos) == 1
-    assert hf_tokenizer.decode(ids) == text
+    assert_ids_match_whole_text(hf_tokenizer, name, case, family)
 
 
 def test_k1_control_strings_in_payload_stay_ordinary_tokens(hf_tokenizer: Any) -> None:

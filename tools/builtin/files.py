@@ -19,7 +19,10 @@ MAX_LINE_CHARS = 2_000
 BINARY_SNIFF = 8192
 
 
-def _regular_file(ctx: ToolContext, path: str) -> Path:
+def regular_file(
+    ctx: ToolContext, path: str, *, folder_hint: str = "use list_dir to see what it contains"
+) -> tuple[Path, str, int]:
+    """An existing regular file in the workspace: its resolved path, how to show it, its size."""
     resolved = ctx.resolve(path)
     shown = ctx.files.display(resolved)
     try:
@@ -31,12 +34,12 @@ def _regular_file(ctx: ToolContext, path: str) -> Path:
     except OSError as exc:
         raise ToolError(f"cannot open {shown}: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise ToolError(f"{shown} is a directory; use list_dir to see what it contains")
+        raise ToolError(f"{shown} is a directory; {folder_hint}")
     if not stat.S_ISREG(info.st_mode):
         raise ToolError(
             f"{shown} is not a regular file (device, pipe or socket); it cannot be read"
         )
-    return resolved
+    return resolved, shown, info.st_size
 
 
 def _looks_binary(head: bytes) -> bool:
@@ -73,9 +76,7 @@ def read_file(
         start_line: First line to show (1-based).
         end_line: Last line to show (inclusive); default: as many as fit.
     """
-    resolved = _regular_file(ctx, path)
-    shown = ctx.files.display(resolved)
-    size = resolved.stat().st_size
+    resolved, shown, size = regular_file(ctx, path)
     ranged = start_line > 1 or end_line is not None
     if end_line is not None and end_line < start_line:
         raise ToolError(f"end_line ({end_line}) is before start_line ({start_line})")
@@ -224,8 +225,7 @@ def edit_file(
         path: File path relative to the workspace root.
         edits: One or more replacements, applied in order.
     """
-    resolved = _regular_file(ctx, path)
-    shown = ctx.files.display(resolved)
+    resolved, shown, _ = regular_file(ctx, path)
     original = _read_text(resolved, shown)
     crlf = "\r\n" in original
     content = original

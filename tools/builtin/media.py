@@ -8,10 +8,9 @@ get an error result instead (the agent checks the engine's modalities).
 from __future__ import annotations
 
 import io
-import stat
-from pathlib import Path
 
 from ..base import ToolContext, ToolError, ToolMedia, ToolOutput, tool
+from .files import regular_file
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _FORMATS = {
@@ -29,29 +28,6 @@ def _size(n: int) -> str:
     return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
-def _image_file(ctx: ToolContext, path: str) -> tuple[Path, str]:
-    resolved = ctx.resolve(path)
-    shown = ctx.files.display(resolved)
-    try:
-        info = resolved.stat()
-    except FileNotFoundError:
-        raise ToolError(
-            f"{shown} does not exist (paths are relative to the workspace root)"
-        ) from None
-    except OSError as exc:
-        raise ToolError(f"cannot open {shown}: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ToolError(f"{shown} is a directory; use list_dir or glob to find image files")
-    if not stat.S_ISREG(info.st_mode):
-        raise ToolError(f"{shown} is not a regular file; it cannot be read")
-    if info.st_size > MAX_IMAGE_BYTES:
-        raise ToolError(
-            f"{shown} is {_size(info.st_size)}; view_image takes files up to "
-            f"{_size(MAX_IMAGE_BYTES)}"
-        )
-    return resolved, shown
-
-
 @tool(read_only=True)
 def view_image(ctx: ToolContext, path: str) -> ToolOutput:
     """Look at an image file (PNG, JPEG, WebP, GIF or BMP) in the workspace.
@@ -61,7 +37,13 @@ def view_image(ctx: ToolContext, path: str) -> ToolOutput:
     Args:
         path: Image file path relative to the workspace root.
     """
-    resolved, shown = _image_file(ctx, path)
+    resolved, shown, size = regular_file(
+        ctx, path, folder_hint="use list_dir or glob to find image files"
+    )
+    if size > MAX_IMAGE_BYTES:
+        raise ToolError(
+            f"{shown} is {_size(size)}; view_image takes files up to {_size(MAX_IMAGE_BYTES)}"
+        )
     try:
         from PIL import Image as PILImage
     except ImportError:
