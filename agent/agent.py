@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..tools import ToolRegistry
 from ..tools.base import as_tool
 from .compaction import Compaction, CompactionContext, CompactionLedger, Compactor, LedgerEntry
-from .engines.base import Engine
+from .engines.base import Engine, EngineInfo
 from .events import (
     ApprovalRequested,
     DroppedItem,
@@ -121,6 +121,7 @@ class Agent:
         seed: int | None = None,
         engine_options: Mapping[str, Any] | None = None,
         media_limits: MediaLimits | None = None,
+        close_engine: bool = False,
     ) -> None:
         if model is not None and engine is not None:
             raise ConfigError("Pass either model= (a name or path) or engine=, not both.")
@@ -129,7 +130,8 @@ class Agent:
         # fields: max_model_len, engine="http", base_url=[...], gpu_memory_utilization, ...).
         self.engine_options = dict(engine_options or {})
         self._engine = engine
-        self._owns_engine = False
+        # close_engine=True: aclose() closes a given engine too (the agent's owner hands it over).
+        self._owns_engine = close_engine
         self.registry = (
             tools if isinstance(tools, ToolRegistry) else ToolRegistry([as_tool(t) for t in tools])
         )
@@ -191,8 +193,23 @@ class Agent:
             self._owns_engine = True
         return self._engine
 
+    @property
+    def engine_info(self) -> EngineInfo | None:
+        """The engine's model, variant, context length and modalities; None before it is built."""
+        return getattr(self._engine, "info", None) if self._engine is not None else None
+
+    def set_thinking(self, on: bool, budget: int | ThinkingBudget | None = None) -> None:
+        """Thinking on/off and its budget (None: none) from the next request of every session.
+        The prompt is rendered with thinking on or off, so the next request re-renders it."""
+        self.thinking = on
+        self.thinking_budget = ThinkingBudget.of(budget)
+        for conv in self._conversations.values():
+            if conv.model is not None:
+                conv.model.thinking = on
+                conv.model.invalidate()
+
     async def aclose(self) -> None:
-        """Close the session logs and the engine if this agent built it."""
+        """Close the session logs and the engine if this agent built it (or close_engine=True)."""
         for conv in self._conversations.values():
             if conv.log is not None:
                 conv.log.close()
@@ -216,25 +233,43 @@ class Agent:
         *,
         deps: Any = None,
         session_id: str | None = None,
+        on_emit: Callable[[Event], None] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Run a task and yield its events; ends with `RunFinished`.
 
         Close the iterator (``async with contextlib.aclosing(...)``) or cancel the task that
         drives it to stop the run: tools are cancelled, the partial turn is kept.
+
+        ``on_emit`` sees each event synchronously when the run produces it, before the run goes
+        on (a consumer of the iterator sees it later): e.g. `ToolCallStarted` before the call
+        runs, to read a file the call is about to change. Keep it quick; it must not raise.
         """
-        async with contextlib.aclosing(self._stream(task, deps, session_id, [None])) as events:
+        stream = self._stream(task, deps, session_id, [None], on_emit)
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
                 yield event
 
     async def _stream(
-        self, task: Any, deps: Any, session_id: str | None, box: list[RunState | None]
+        self,
+        task: Any,
+        deps: Any,
+        session_id: str | None,
+        box: list[RunState | None],
+        on_emit: Callable[[Event], None] | None = None,
     ) -> AsyncGenerator[Event, None]:
         queue: asyncio.Queue[object] = asyncio.Queue()
         end = object()
+        put: Callable[[object], None] = queue.put_nowait
+        if on_emit is not None:
+            tap = on_emit
+
+            def put(event: object) -> None:
+                tap(event)  # type: ignore[arg-type]
+                queue.put_nowait(event)
 
         async def produce() -> None:
             try:
-                await self._run(task, deps, session_id, queue.put_nowait, box)
+                await self._run(task, deps, session_id, put, box)
             finally:
                 queue.put_nowait(end)
 

@@ -19,6 +19,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker
 
@@ -56,11 +57,14 @@ from .chrome import CommandMenu, EngineProgress, PromptInput, StatusBar
 from .commands import BY_NAME, help_text, parse_command
 from .config import APPROVAL_MODES, THINKING_DISPLAYS, ThinkingDisplay, TuiSettings
 from .export import transcript_markdown
+from .heap import HeapPolicy
 from .screens import ApprovalScreen, SessionPicker
 
 FRAME_SECONDS = 1 / 20  # deltas are painted at most once per frame
 TICK_SECONDS = 0.2  # elapsed times and the engine spinner
 QUIT_WINDOW = 2.0  # Ctrl+C twice within this many seconds quits
+REVEAL_LINES = 2  # scrolling up this close to the top shows older archived blocks
+SETTLE_SECONDS = 0.5  # after a run, the full garbage collection waits this long
 
 BackendFactory = Callable[[], Awaitable[Backend]]
 
@@ -80,6 +84,18 @@ STOP_TEXT = {
     "engine_error": "The engine failed.",
     "context_overflow": "Stopped: the context is full (try /compact).",
 }
+
+
+class MainScreen(Screen[None]):
+    """The default screen; the archive scrolls to its selected block itself when focused
+    (Textual would centre the whole, very tall, widget and jump to its top)."""
+
+    def set_focus(
+        self, widget: Widget | None, scroll_visible: bool = True, from_app_focus: bool = False
+    ) -> None:
+        if isinstance(widget, Archive):
+            scroll_visible = False
+        super().set_focus(widget, scroll_visible, from_app_focus)
 
 
 @dataclass
@@ -149,12 +165,17 @@ class GemmaApp(App[int]):
         self.interrupted = False
         self.archive_pending = False
         self.attachments = list(attachments)  # sent with the first task (--image/--audio)
+        self.heap = HeapPolicy()
 
     # ---------------------------------------------------------------- layout
 
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
-            with VerticalScroll(id="transcript"):
+            # Not focusable itself: Tab goes to the blocks (the archive, live cards).
+            with VerticalScroll(id="transcript", can_focus=False):
                 yield Archive()
             yield PlanPanel()
         yield EngineProgress()
@@ -186,6 +207,7 @@ class GemmaApp(App[int]):
         with contextlib.suppress(Exception):
             self.theme = self.settings.theme
         self.transcript.anchor()
+        self.watch(self.transcript, "scroll_y", self.on_transcript_scroll, init=False)
         self.set_interval(FRAME_SECONDS, self.flush_frame)
         self.set_interval(TICK_SECONDS, self.tick)
         self.prompt.focus()
@@ -238,6 +260,8 @@ class GemmaApp(App[int]):
         if self.resume_id:
             session_id, self.resume_id = self.resume_id, None
             self.resume_session(session_id)
+        else:  # the engine's and libraries' objects, once (resume_session does it otherwise)
+            self.set_timer(SETTLE_SECONDS, lambda: self.settle_heap(full=True))
         if self.queue:
             self.start_run(self.queue.pop(0))
 
@@ -261,6 +285,15 @@ class GemmaApp(App[int]):
         for card in self.cards.values():
             if card.status == "running":
                 card.tick(now)
+
+    def on_transcript_scroll(self, old: float, new: float) -> None:
+        """Reaching the top of a long resumed history shows older blocks."""
+        if new < old and new <= REVEAL_LINES and self.archive.hidden:
+            self.archive.reveal()
+
+    def settle_heap(self, full: bool = False) -> None:
+        if not self.running:
+            self.heap.settle(full=full)
 
     def add_block(self, widget: Widget) -> None:
         self.transcript.mount(widget)
@@ -288,6 +321,7 @@ class GemmaApp(App[int]):
         self.cards.clear()
         self.markers.clear()
         self.dirty.clear()
+        self.set_timer(SETTLE_SECONDS, lambda: self.settle_heap(full=True))  # dropped blocks
 
     def archive_settled(self, limit: int | None = None) -> int:
         """Move finished blocks at the head of the live area into the archive (at most
@@ -415,6 +449,7 @@ class GemmaApp(App[int]):
 
     def after_run(self) -> None:
         self.archive_settled()
+        self.set_timer(SETTLE_SECONDS, self.settle_heap)
         if self.queue and not self.running and self.backend is not None:
             self.start_run(self.queue.pop(0))
 
@@ -465,7 +500,10 @@ class GemmaApp(App[int]):
     def card_for(self, call: ToolCall, step: int) -> ToolCard:
         card = self.cards.get(call.id)
         if card is None:
-            card = ToolCard(call, step=step, workspace=self.workspace, now=self.clock())
+            before = self.backend.file_before(call.id) if self.backend is not None else None
+            card = ToolCard(
+                call, step=step, workspace=self.workspace, now=self.clock(), before=before
+            )
             self.cards[call.id] = card
             self.step_state(step).cards[call.id] = card
             self.add_block(card)
@@ -532,6 +570,7 @@ class GemmaApp(App[int]):
                 self.end_answer(state)
                 self.on_turn_finished(state, event.turn)
                 self.archive_pending = True  # moved a block per frame (bounded frame cost)
+                self.heap.freeze()  # no full collection walks this turn's objects while streaming
             case RunFinished():
                 self.finish_open_blocks()
                 self.status.set(step=event.steps or self.status.info.step)
@@ -696,7 +735,7 @@ class GemmaApp(App[int]):
         self.attachments.append(media)
         kind = "audio" if getattr(media, "seconds", None) is not None else "image"
         note = ""
-        info = getattr(getattr(getattr(self.backend, "agent", None), "_engine", None), "info", None)
+        info = getattr(self.backend, "engine_info", None)
         if info is not None and kind not in info.modalities:
             note = f" Note: {info.model} takes no {kind} input; the run will refuse it."
         self.say(f"📎 {media.describe()} — attached to your next message.{note}")
@@ -900,7 +939,7 @@ class GemmaApp(App[int]):
                     else:
                         card.status = "cancelled"
                     blocks.append(card)
-        self.archive.add(blocks)
+        self.archive.add(blocks, show_last=Archive.SHOW_LAST)
 
     def export(self, arg: str) -> None:
         text = transcript_markdown(self.blocks())
@@ -920,6 +959,7 @@ class GemmaApp(App[int]):
         self.say(f"Transcript written to {path}.")
 
     async def on_unmount(self) -> None:
+        self.heap.release()
         if self.backend is not None:
             with contextlib.suppress(Exception):
                 await self.backend.aclose()
@@ -1011,11 +1051,11 @@ def run_tui(args: argparse.Namespace) -> int:
                 tool_choice=settings.tool_choice,
                 approval=settings.approval,
                 max_steps=settings.max_steps,
+                close_engine=True,  # closed with the agent when the app leaves
             )
         except BaseException:
             await engine.aclose()
             raise
-        agent._owns_engine = True  # closed with the agent when the app leaves
         return AgentBackend(agent, thinking_budget=settings.thinking_budget)
 
     app = GemmaApp(

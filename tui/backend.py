@@ -13,11 +13,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..agent.events import Event, HistoryCompacted, RunStarted
+from ..agent.engines.base import EngineInfo
+from ..agent.events import Event, HistoryCompacted, RunStarted, ToolCallStarted
 from ..agent.messages import Message
-from ..agent.session import load_session, session_path
+from ..agent.session import session_path
 from ..errors import ConfigError
+from .format import FileBefore, call_path, read_text_file
 from .screens import SessionEntry
+
+FILE_WRITERS = ("write_file", "edit_file")  # their cards show a diff
 
 if TYPE_CHECKING:
     from ..agent.agent import Agent
@@ -36,9 +40,12 @@ class Backend(Protocol):
     def approval(self) -> str: ...
 
     @property
-    def max_steps(self) -> int:
+    def max_steps(self) -> int: ...
+
+    @property
+    def engine_info(self) -> EngineInfo | None:
+        """The engine's model, variant, context length, input kinds (None: not started)."""
         ...
-        # the conversation the next task continues (None: a new one)
 
     def stream(self, task: str | list[Any]) -> AsyncIterator[Event]:
         """Run a task (text, or text + media) in the current session; RunStarted sets
@@ -67,6 +74,10 @@ class Backend(Protocol):
 
     def describe(self) -> str: ...
 
+    def file_before(self, call_id: str) -> FileBefore | None:
+        """The file a write_file/edit_file call changes, as read before the call ran."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -75,12 +86,12 @@ class AgentBackend:
 
     def __init__(self, agent: Agent, *, thinking_budget: int | None = None) -> None:
         self.agent = agent
-        engine = agent._engine
-        info = getattr(engine, "info", None)
+        info = agent.engine_info
         self.model = info.model if info is not None else (agent.model_name or "?")
         self.variant = info.variant if info is not None else ""
         self.thinking_budget = thinking_budget
         self.session_id: str | None = None
+        self._before: dict[str, FileBefore] = {}  # call id -> file read before the call ran
 
     @property
     def thinking(self) -> bool:
@@ -95,23 +106,39 @@ class AgentBackend:
     def max_steps(self) -> int:
         return self.agent.limits.max_steps
 
+    @property
+    def engine_info(self) -> EngineInfo | None:
+        return self.agent.engine_info
+
     async def stream(self, task: str | list[Any]) -> AsyncIterator[Event]:
-        stream = self.agent.stream(task, session_id=self.session_id)
+        self._before.clear()
+        stream = self.agent.stream(task, session_id=self.session_id, on_emit=self._on_emit)
         async with contextlib.aclosing(stream) as s:  # type: ignore[type-var]
             async for event in s:
                 if isinstance(event, RunStarted):
                     self.session_id = event.session_id
                 yield event
 
+    def _on_emit(self, event: Event) -> None:
+        """Runs when the agent emits an event, before it goes on: a ToolCallStarted precedes the
+        call, so the file read here is the one the call will change."""
+        if isinstance(event, ToolCallStarted) and event.call.name in FILE_WRITERS:
+            path = call_path(event.call.arguments)
+            if path is not None:
+                text = read_text_file(self.agent.workspace, path)
+                self._before[event.call.id] = FileBefore(path, text)
+
+    def file_before(self, call_id: str) -> FileBefore | None:
+        return self._before.pop(call_id, None)
+
     def new_session(self) -> None:
         self.session_id = None
 
     def resume(self, session_id: str) -> list[Message]:
-        # Validates the id and reads the log now; the agent reopens it on the next task.
-        state = load_session(session_path(self.agent.sessions_dir, session_id))
-        self.session_id = state.session_id
-        known = self.agent._conversations.get(state.session_id)
-        return list(known.history) if known is not None else state.history
+        # Validates the id and reads the log (or takes the session the agent holds).
+        history = self.agent.open_session(session_id)
+        self.session_id = self.agent.session_id
+        return history
 
     async def compact(self, focus: str | None) -> HistoryCompacted | None:
         if self.session_id is None:
@@ -132,20 +159,12 @@ class AgentBackend:
 
     async def _ensure_open(self) -> None:
         """A resumed session is loaded by the agent on its next run; load it for commands too."""
-        if self.session_id is not None and self.session_id not in self.agent._conversations:
-            self.agent._open(self.session_id, [])
+        if self.session_id is not None:
+            self.agent.open_session(self.session_id)  # no-op when the agent holds it
 
     def set_thinking(self, on: bool, budget: int | None) -> None:
-        from ..agent.limits import ThinkingBudget
-
-        self.agent.thinking = on
-        self.agent.thinking_budget = ThinkingBudget.of(budget)
+        self.agent.set_thinking(on, budget)
         self.thinking_budget = budget
-        # The prompt is rendered with thinking on/off: the next request re-renders the history.
-        for conv in self.agent._conversations.values():
-            if conv.model is not None:
-                conv.model.thinking = on
-                conv.model.invalidate()
 
     def set_approval(self, mode: str) -> None:
         policy = self.agent.policy
@@ -177,14 +196,13 @@ class AgentBackend:
         return str(session_path(self.agent.sessions_dir, self.session_id))
 
     def describe(self) -> str:
-        engine = self.agent._engine
-        info = getattr(engine, "info", None)
+        info = self.agent.engine_info
         if info is None:
             return f"model {self.model} (engine not started)"
+        inputs = ", ".join(sorted(info.modalities))
         return (
             f"model {info.model} · variant {info.variant} · context {info.max_model_len} tokens · "
-            f"engine {type(engine).__name__}"
-            + (" · constrained tool calls" if info.supports_grammar else "")
+            f"inputs: {inputs}" + (" · constrained tool calls" if info.supports_grammar else "")
         )
 
     async def aclose(self) -> None:

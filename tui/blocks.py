@@ -23,6 +23,7 @@ from ..agent.events import DroppedItem, HistoryCompacted, PlanItem
 from ..agent.messages import ToolCall, ToolResult
 from .config import ThinkingDisplay
 from .format import (
+    FileBefore,
     estimate_tokens,
     first_line,
     fmt_duration,
@@ -354,7 +355,15 @@ class ToolCard(Static, can_focus=True):
     ToolCard:focus { background: $boost; }
     """
 
-    def __init__(self, call: ToolCall, *, step: int, workspace: Path | None, now: float) -> None:
+    def __init__(
+        self,
+        call: ToolCall,
+        *,
+        step: int,
+        workspace: Path | None,
+        now: float,
+        before: FileBefore | None = None,
+    ) -> None:
         super().__init__()
         self.call = call
         self.step = step
@@ -364,7 +373,9 @@ class ToolCard(Static, can_focus=True):
         self.seconds: float | None = None
         self.elapsed = 0.0
         self.result: ToolResult | None = None
-        self.diff = tool_diff(call.name, call.arguments, workspace)
+        # The file as it was before the call ran (the backend reads it then): in auto mode the
+        # tool may have written it before this card exists.
+        self.diff = tool_diff(call.name, call.arguments, workspace, before=before)
         self._body: list[Text] = []
         self._paint_body()
 
@@ -468,6 +479,8 @@ class ToolCard(Static, can_focus=True):
         return head
 
     def _paint(self) -> None:
+        if self.parent is None:
+            return  # painted on mount; a card built for the archive is never mounted
         for name in ("failed", "done", "approval"):
             on = self.status == name or (name == "failed" and self.status == "denied")
             self.set_class(on, f"-{name}")

@@ -68,6 +68,7 @@ def help_text() -> str:
         "- `Enter` send · `Shift+Enter` / `Ctrl+J` new line · `↑`/`↓` input history",
         "- `Esc` interrupt the running step · `Ctrl+C` twice quit",
         "- `Shift+Tab` cycle the approval mode · `Ctrl+T` cycle the thinking display",
-        "- `Enter` or click on a thinking block, tool card or compaction marker opens it",
+        "- `Tab` from the prompt selects the newest thinking block, tool card or compaction "
+        "marker; `↑`/`↓` move, `Enter`/`Space` or a click opens it, `PgUp`/`PgDn` scroll",
     ]
     return "\n".join(lines)

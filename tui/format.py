@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,22 @@ def _first(arguments: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def _read(workspace: Path | None, path: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class FileBefore:
+    """A file's text read just before a tool call changed it (None: no such file, or not
+    readable text)."""
+
+    path: str
+    text: str | None
+
+
+def call_path(arguments: dict[str, Any]) -> str | None:
+    path = arguments.get("path") or arguments.get("file") or arguments.get("file_path")
+    return path if isinstance(path, str) else None
+
+
+def read_text_file(workspace: Path | None, path: str) -> str | None:
+    """A workspace file's text, or None (missing, not UTF-8, over MAX_DIFF_FILE bytes)."""
     if workspace is None:
         return None
     try:
@@ -125,11 +141,24 @@ def _read(workspace: Path | None, path: str) -> str | None:
         return None
 
 
-def tool_diff(name: str, arguments: dict[str, Any], workspace: Path | None = None) -> str | None:
-    """The unified diff a write_file/edit_file call would make (against the file as it is now)."""
-    path = arguments.get("path") or arguments.get("file") or arguments.get("file_path")
-    if not isinstance(path, str):
+def tool_diff(
+    name: str,
+    arguments: dict[str, Any],
+    workspace: Path | None = None,
+    *,
+    before: FileBefore | None = None,
+) -> str | None:
+    """The unified diff a write_file/edit_file call makes: against ``before`` (the file read
+    before the call ran) when given, else against the file as it is now."""
+    path = call_path(arguments)
+    if path is None:
         return None
+
+    def _read(workspace: Path | None, path: str) -> str | None:
+        if before is not None and before.path == path:
+            return before.text
+        return read_text_file(workspace, path)
+
     if name == "write_file":
         new = _first(arguments, _CONTENT_KEYS)
         if new is None:
