@@ -21,7 +21,15 @@ from ..prompts.parse import ContentDelta, ParsedOutput, ReasoningDelta, StreamPa
 from ..prompts.render import render_ids, tokenize_tool_responses
 from .engines.base import Engine, EngineRequest, FinishReason, MediaItem, PromptIds
 from .events import TextDelta, ThinkingDelta
-from .messages import Attachment, Message, ModelTurn, ToolCall, TurnUsage, UserMessage
+from .messages import (
+    Attachment,
+    Message,
+    ModelTurn,
+    ToolCall,
+    ToolResult,
+    TurnUsage,
+    UserMessage,
+)
 
 Emit = Callable[[object], None]
 
@@ -342,10 +350,10 @@ class ModelLayer:
     ) -> tuple[str, TurnUsage]:
         """Ask the model for a summary of ``history`` (compaction). Thinking off, no streaming.
 
-        Rendered canonically with the instruction as a last user message, so the engine's
-        prefix cache serves everything up to the last model turn.
+        The instruction is a user turn appended to the live prompt (`summary_prompt`), so the
+        engine's prefix cache serves the whole conversation.
         """
-        prompt = self.render([*history, UserMessage(content=instruction)])
+        prompt = self.summary_prompt(history, instruction)
         room = self.engine.info.max_model_len - len(prompt)
         if room <= 16:
             from ..errors import EngineRequestFailed
@@ -360,6 +368,49 @@ class ModelLayer:
             stream=False,
         )
         return gen.parsed.content.strip() or (gen.parsed.reasoning or "").strip(), gen.usage
+
+    def summary_prompt(self, history: Sequence[Message], instruction: str) -> list[int]:
+        """The live prompt (with a staged tool round) cut after its last tool response, then
+        ``<turn|>`` and the instruction as a user turn: an exact append. A canonical render
+        would differ from the live ids wherever the model's own ids are not canonical (the
+        turn's reasoning is dropped, argument text re-rendered; FORMAT.md §9.5 #7, H9) and
+        break the cache there, often at the first step of the run. A history that is not the
+        live one (a new user message, media in the last round) is rendered canonically.
+        """
+        base: list[int] | None = None
+        if self._staged_fits(history):
+            turn, ids, responses = self._staged  # type: ignore[misc]
+            if history[-1] is not turn:  # the compactor changed the fresh results (clipping)
+                responses = self._responses(history[-1])  # type: ignore[arg-type]
+            base = [*self._live, *ids, *responses]
+        elif self.in_sync(history) and isinstance(last := history[-1], ModelTurn):
+            base = self._live if last.tool_results else None
+        if base is not None:
+            cut = _rindex(base, self._ctl(T.TOOL_RESPONSE_CLOSE)) + 1
+            # After the last response only the thought opener may follow (thinking on).
+            tail = base[cut:]
+            opener = not tail or (
+                tail[0] == self._ctl(T.CHANNEL_OPEN)
+                and all(self.tokenizer.control_marker(t) is None for t in tail[1:])
+            )
+            if cut > 0 and opener:
+                return [*base[:cut], *self._user_turn_after_round(instruction)]
+        return self.render([*history, UserMessage(content=instruction)])
+
+    def _user_turn_after_round(self, instruction: str) -> list[int]:
+        """What the template writes after a tool round's last ``<tool_response|>`` when a
+        user message follows (``<turn|>``, the user turn, the generation prompt with thinking
+        off), read off a minimal render with this layer's variant."""
+        call = ToolCall(id="c", name="f", arguments={})
+        probe: list[Message] = [
+            UserMessage(content="."),
+            ModelTurn(
+                tool_calls=(call,), tool_results=(ToolResult(call_id="c", name="f", content="."),)
+            ),
+            UserMessage(content=instruction),
+        ]
+        ids = render_ids(probe, None, self.tokenizer, variant=self.variant, enable_thinking=False)
+        return ids[_rindex(ids, self._ctl(T.TOOL_RESPONSE_CLOSE)) + 1 :]
 
     def forget(self) -> None:
         """After a final answer the next user message re-renders canonically (§9.5 step 7)."""

@@ -5,14 +5,18 @@ chain, counting tokens exactly with the model layer (the model's summary call is
 stand-in, so it is excluded). Goal: < 50 ms for the chain.
 
 Part 2 (when vLLM is installed; skip with --no-engine): a 40-step agent run on the embedded CPU
-vLLM engine with the tiny random model and a 4096-token context. The tool choice is forced to
-one tool, so every step is a tool round that adds a tool output; the default chain compacts
-when the history reaches 75 % of the budget. Prints per request: prompt tokens, cached prompt
-tokens, and the compaction events; then the overall cache ratio (goal >= 90 %) and the cache
-breaks per compaction (goal <= 1).
+vLLM engine with the tiny random model, at 4096 and at 8192 tokens of context. The tool choice
+is forced to one tool, so every step is a tool round that adds tool outputs (2 lines, ~40 tokens
+each: about 1 % of a 4K context per output, like a 1.2K-token output in a 128K one); the
+default chain compacts when the history reaches 75 % of the budget. Prints per request: prompt
+tokens, cached prompt tokens, the tokens some earlier request had computed (token-exact
+reuse), generated tokens, and the compaction events; then the overall cache ratio (goal >= 90
+%), where the misses come from (new step content, compaction, the engine's block rounding) and
+the cache breaks per compaction (goal <= 1).
 
     .venv/bin/python bench/compaction.py [--turns 200] [--repeat 15] [--no-engine]
-        [--steps 40] [--max-model-len 4096] [--output-lines 12]
+        [--steps 40] [--max-model-len 4096 8192] [--output-lines 2] [--keep-fraction F]
+        [--retention-interval 0]
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from gemma_agent.agent.compaction import (
     SummarizeOldTurns,
 )
 from gemma_agent.agent.engines.base import EngineDelta, EngineRequest
-from gemma_agent.agent.events import HistoryCompacted, RunFinished, Usage
+from gemma_agent.agent.events import HistoryCompacted, RunFinished, TurnFinished, Usage
 from gemma_agent.agent.messages import Message, ModelTurn, ToolCall, ToolResult, UserMessage
 
 # ---- part 1: compaction time ------------------------------------------------------------------
@@ -181,36 +185,52 @@ async def time_compaction(turns: int, repeat: int) -> None:
 @dataclass
 class Request:
     kind: str
-    prompt: int
+    prompt_ids: list[int]
+    generated: list[int]
     cached: int
-    generated: int
+    reusable: int = 0  # longest prefix some earlier request had computed (token-exact)
+    after_compaction: bool = False
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
 
 
 class RecordingEngine:
-    """Delegates to an engine and records the usage of every request (steps and summaries)."""
+    """Delegates to an engine and records every request: prompt ids, generated ids, cached
+    prompt tokens, and how much of the prompt an earlier request had computed (its prompt
+    and its generated ids but the last, whose KV is never computed)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.info = inner.info
         self.tokenizer = inner.tokenizer
         self.requests: list[Request] = []
-        self.kind = "step"
+        self._marker = SUMMARY_INSTRUCTION.split(":")[0]
 
     def count_tokens(self, text: str) -> int:
         return int(self.inner.count_tokens(text))
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineDelta]:
-        tail = self.tokenizer.decode(list(request.prompt_ids[-400:]))
-        kind = "summary" if SUMMARY_INSTRUCTION.split(":")[0] in tail else "step"
+        prompt = list(request.prompt_ids)
+        kind = "summary" if self._marker in self.tokenizer.decode(prompt[-400:]) else "step"
+        generated: list[int] = []
         async for delta in self.inner.generate(request):
+            generated += delta.token_ids
             if delta.usage is not None:
-                u = delta.usage
-                self.requests.append(
-                    Request(kind, u.prompt_tokens, u.cached_prompt_tokens, u.generated_tokens)
+                reusable = max(
+                    (
+                        _common_prefix(prompt, r.prompt_ids + r.generated[:-1])
+                        for r in self.requests
+                    ),
+                    default=0,
                 )
-                print(
-                    f"  request {len(self.requests):3d} {kind:7s} prompt {u.prompt_tokens:5d}  "
-                    f"cached {u.cached_prompt_tokens:5d}  generated {u.generated_tokens:4d}"
+                self.requests.append(
+                    Request(kind, prompt, generated, delta.usage.cached_prompt_tokens, reusable)
                 )
             yield delta
 
@@ -221,14 +241,29 @@ class RecordingEngine:
         return getattr(self.inner, name)
 
 
-async def engine_run(steps: int, max_model_len: int, output_lines: int) -> None:
+@dataclass
+class RunFigures:
+    max_model_len: int
+    prompt: int
+    cached: int
+    reusable: int
+    compaction_new: int
+    step_new: int
+    compactions: int
+    breaks: int
+    steps: int
+
+
+async def engine_run(
+    steps: int, max_model_len: int, output_lines: int, retention: int | None, keep: float | None
+) -> RunFigures | None:
     from gemma_agent import Agent, tool
     from gemma_agent.agent.engines.tiny import tiny_model_path
     from gemma_agent.agent.engines.vllm import VLLMEngine, vllm_installed
 
     if not vllm_installed():
         print("\n(vLLM is not installed: skipping the engine run; `make install`)")
-        return
+        return None
     counter_box = {"n": 0}
 
     @tool
@@ -249,9 +284,16 @@ async def engine_run(steps: int, max_model_len: int, output_lines: int) -> None:
         block_size=32,
         max_num_seqs=4,
         dtype="float32",
+        prefix_cache_retention_interval=retention,
     )
     print(f"engine started in {time.perf_counter() - t0:.0f} s")
     engine = RecordingEngine(inner)
+    compactions: list[HistoryCompacted] = []
+    calls = 0
+    outputs: list[int] = []
+    options: dict[str, Any] = {"keep_turns": 3}
+    if keep is not None:
+        options["keep_fraction"] = keep
     try:
         agent = Agent(
             engine=engine,  # type: ignore[arg-type]
@@ -259,75 +301,97 @@ async def engine_run(steps: int, max_model_len: int, output_lines: int) -> None:
             tool_choice="next_chunk",
             max_steps=steps,
             max_output_tokens=256,
-            compactor=AutoCompaction(keep_turns=3),
+            compactor=AutoCompaction(**options),
             persist=False,
             temperature=0.0,
             seed=0,
         )
-        summaries = 0
-        step_rows: list[tuple[int, int, int, int]] = []
-        compactions: list[tuple[int, HistoryCompacted]] = []
-        step = 0
+        print(
+            "req  kind     prompt  cached  reusable  generated   (context after the step / limit)"
+        )
+        seen = 0
         async for event in agent.stream("Read the log chunk by chunk and report anomalies."):
+            for r in engine.requests[seen:]:
+                seen += 1
+                print(
+                    f"{seen:3d}  {r.kind:7s} {len(r.prompt_ids):6d}  {r.cached:6d}  "
+                    f"{r.reusable:8d}  {len(r.generated):9d}",
+                    end="" if r.kind == "step" else "\n",
+                )
             if isinstance(event, Usage):
-                step = event.step
-                step_rows.append(
-                    (
-                        event.step,
-                        event.prompt_tokens,
-                        event.cached_prompt_tokens,
-                        event.context_tokens,
-                    )
-                )
-                print(
-                    f"step {event.step:3d}  prompt {event.prompt_tokens:5d}  cached {event.cached_prompt_tokens:5d}  "
-                    f"context {event.context_tokens:5d}/{event.context_limit}"
-                )
+                print(f"   ({event.context_tokens}/{event.context_limit})")
             elif isinstance(event, HistoryCompacted):
-                compactions.append((step, event))
-                summaries += "summarize" in event.tier
+                compactions.append(event)
+                if engine.requests:
+                    engine.requests[-1].after_compaction = True  # marks the request before
                 print(
-                    f"           compaction [{event.tier}] {event.tokens_before} -> {event.tokens_after} tokens, "
-                    f"{len(event.dropped)} items"
+                    f"     compaction [{event.tier}] {event.tokens_before} -> "
+                    f"{event.tokens_after} tokens, {len(event.dropped)} items"
                 )
+            elif isinstance(event, TurnFinished):
+                calls += len(event.turn.tool_calls)
+                outputs += [engine.count_tokens(str(r.content)) for r in event.turn.tool_results]
             elif isinstance(event, RunFinished):
                 print(f"run finished: {event.reason} after {event.steps} steps {event.error or ''}")
     finally:
         await engine.aclose()
     reqs = engine.requests
-    prompt = sum(r.prompt for r in reqs)
+    # A request right after a compaction re-prefills the compacted history: its new tokens
+    # (and the summary requests') are the compaction's cost; the rest is what steps add.
+    after = [b for a, b in itertools.pairwise(reqs) if a.after_compaction and b.kind == "step"]
+    summaries = [r for r in reqs if r.kind == "summary"]
+    prompt = sum(len(r.prompt_ids) for r in reqs)
     cached = sum(r.cached for r in reqs)
+    reusable = sum(r.reusable for r in reqs)
+    compaction_new = sum(len(r.prompt_ids) - r.reusable for r in (*after, *summaries))
+    step_new = prompt - reusable - compaction_new
+    breaks = sum(1 for a, b in itertools.pairwise(reqs) if b.cached < len(a.prompt_ids) - 64)
+    n_steps = len(reqs) - len(summaries)
     print(
-        f"requests: {len(reqs)} (steps {len(step_rows)}, summary calls {len(reqs) - len(step_rows)})"
+        f"workload: {n_steps} steps, {calls} tool calls ({calls / max(n_steps, 1):.1f} per step), "
+        f"tool output {statistics.mean(outputs or [0]):.0f} tokens on average, "
+        f"{statistics.mean(len(r.generated) for r in reqs):.0f} generated tokens per request"
     )
-    if prompt:
+    figures = RunFigures(
+        max_model_len,
+        prompt,
+        cached,
+        reusable,
+        compaction_new,
+        step_new,
+        sum(1 for e in compactions if e.tier != "clip_tool_outputs"),
+        breaks,
+        n_steps,
+    )
+    report(figures, summaries)
+    return figures
+
+
+def report(f: RunFigures, summaries: Sequence[Request] = ()) -> None:
+    pct = 100 / f.prompt if f.prompt else 0.0
+    missed = f.prompt - f.cached
+    rounding = f.reusable - f.cached
+    print(
+        f"max_model_len {f.max_model_len}: prompt tokens {f.prompt}, served from the prefix "
+        f"cache {f.cached}: {f.cached * pct:.1f} % (goal >= 90 %); token-exact reuse would "
+        f"serve {f.reusable * pct:.1f} %"
+    )
+    print(
+        f"  missed {missed} = new step content {f.step_new} ({f.step_new * pct:.1f} %: tool "
+        f"output, turn markup) + compaction {f.compaction_new} ({f.compaction_new * pct:.1f} %: "
+        f"re-prefill after it, summary requests) + block rounding {rounding} "
+        f"({rounding * pct:.1f} %: the engine caches whole blocks)"
+    )
+    if summaries:
         print(
-            f"prompt tokens {prompt}, served from the prefix cache {cached}: {100 * cached / prompt:.1f} % (goal >= 90 %)"
+            f"  summary requests: {len(summaries)}, each reused "
+            + ", ".join(f"{r.reusable}/{len(r.prompt_ids)}" for r in summaries)
+            + " prompt tokens (an append to the live conversation)"
         )
-    # A cache break: a request whose cached prefix falls more than two blocks short of the
-    # previous request's prompt (caching is block-granular: the last partial block never hits).
-    breaks = sum(1 for prev, cur in itertools.pairwise(reqs) if cur.cached < prev.prompt - 64)
-    size_compactions = sum(1 for _, e in compactions if e.tier != "clip_tool_outputs")
-    summary_calls = [r for r in reqs if r.kind == "summary"]
     print(
-        f"summary calls: {len(summary_calls)}, their uncached tokens: "
-        f"{sum(r.prompt - r.cached for r in summary_calls)}"
+        f"  cache breaks {f.breaks}, compactions {f.compactions} "
+        "(goal: at most one break per compaction)"
     )
-    print(
-        f"cache breaks: {breaks}; compactions that change old context: {size_compactions} "
-        f"(goal: at most one break per compaction)"
-    )
-    # Where the misses come from: compaction (summary calls + the re-prefill after a break)
-    # versus what every step adds anyway (its tool output and the previous generation).
-    after_break = [cur for prev, cur in itertools.pairwise(reqs) if cur.cached < prev.prompt - 64]
-    compaction_miss = sum(r.prompt - r.cached for r in (*summary_calls, *after_break))
-    step_miss = prompt - cached - compaction_miss
-    if prompt:
-        print(
-            f"uncached tokens: {prompt - cached} = compaction {compaction_miss} "
-            f"({100 * compaction_miss / prompt:.1f} % of prompt tokens) + new step content "
-            f"{step_miss} ({100 * step_miss / prompt:.1f} %)"
-        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -338,14 +402,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--no-engine", action="store_true")
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--max-model-len", type=int, default=4096)
+    parser.add_argument("--max-model-len", type=int, nargs="+", default=[4096, 8192])
     # Tool output per step, in lines (~25 tiny-tokenizer tokens each). Scaled to the 4K context
     # like ~500-token outputs in a 128K one; larger outputs mean more new tokens per step.
     parser.add_argument("--output-lines", type=int, default=2)
+    # vLLM's prefix_cache_retention_interval; VLLMEngine keeps sliding-window blocks densely
+    # (None). 0 is vLLM's own default (a prompt's end only), to compare.
+    parser.add_argument("--retention-interval", type=int, default=None)
+    parser.add_argument("--keep-fraction", type=float, default=None)
     args = parser.parse_args(argv)
     asyncio.run(time_compaction(args.turns, args.repeat))
-    if not args.no_engine:
-        asyncio.run(engine_run(args.steps, args.max_model_len, args.output_lines))
+    if args.no_engine:
+        return
+    runs = []
+    for length in args.max_model_len:
+        figures = asyncio.run(
+            engine_run(
+                args.steps, length, args.output_lines, args.retention_interval, args.keep_fraction
+            )
+        )
+        if figures is not None:
+            runs.append(figures)
+    if len(runs) > 1:
+        print("\n== summary")
+        for f in runs:
+            report(f)
 
 
 if __name__ == "__main__":
