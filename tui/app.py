@@ -7,7 +7,10 @@ import asyncio
 import contextlib
 import io
 import json
+import multiprocessing
 import os
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -1007,6 +1010,20 @@ def _route_engine_logs(workspace: Path) -> Path:
     return path
 
 
+def _watch_terminal(fd: int) -> None:
+    """Leave when the terminal hangs up (its window closed) without a SIGHUP reaching us, as
+    under `make run`: Textual's writer thread dies on EIO and the UI would block forever at full
+    CPU. Completed turns are already on disk (sessions fsync at turn boundaries)."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.tcgetpgrp(fd)
+        except OSError:
+            for child in multiprocessing.active_children():  # the engine core
+                child.terminate()
+            os._exit(129)
+
+
 def run_tui(args: argparse.Namespace) -> int:
     """`gemma-agent` without a subcommand: the TUI. The engine starts inside the app."""
     from ..agent.media import load_media
@@ -1066,6 +1083,11 @@ def run_tui(args: argparse.Namespace) -> int:
         attachments=attachments,
         starting_text=f"Starting the engine ({args.model or 'default model'})",
     )
+    stdin = sys.__stdin__
+    if stdin is not None and stdin.isatty():
+        threading.Thread(
+            target=_watch_terminal, args=(stdin.fileno(),), name="terminal-watch", daemon=True
+        ).start()
     code = app.run()
     return code or 0
 
