@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -244,11 +244,11 @@ def _bare_default(raw: str) -> Any:
 
 def _split_name(head: str) -> str:
     name = head.strip()
-    for prefix in ("call:", ":"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :].strip()
-            break
-    return name.replace(T.STR, "").strip()
+    if name.startswith("call:"):
+        name = name[5:].lstrip()
+    elif name.startswith(":"):
+        name = name[1:].lstrip()
+    return name.replace(T.STR, "").strip() if T.STR in name else name
 
 
 _KEY, _COLON, _VALUE, _BARE, _AFTER = range(5)
@@ -316,7 +316,13 @@ def _parse_body(runs: Sequence[str]) -> tuple[str, dict[str, Any], bool]:
             elif state == _BARE:
                 top.bare.append(run)
             continue
-        for tok in _TOKEN_RE.findall(run, opener.end()) if index == 0 else _TOKEN_RE.findall(run):
+        if index == 0:
+            tokens = _TOKEN_RE.findall(run, opener.end())
+        elif len(run) == 1:
+            tokens = [run]  # one character is one token (often "}" or ","): no regex scan
+        else:
+            tokens = _TOKEN_RE.findall(run)
+        for tok in tokens:
             state = top.state
             kind = punct(tok, 0)
             if kind == 0:  # a word
@@ -371,11 +377,6 @@ def _parse_body(runs: Sequence[str]) -> tuple[str, dict[str, Any], bool]:
 # Schema coercion (A3/A4)
 
 
-def _schema_type(schema: Mapping[str, Any]) -> str:
-    kind = schema.get("type")
-    return kind if isinstance(kind, str) else ""
-
-
 def _to_number(text: str, integer: bool) -> Any:
     text = text.strip()
     try:
@@ -394,7 +395,11 @@ def _to_number(text: str, integer: bool) -> Any:
 def _coerce(value: Any, schema: Mapping[str, Any] | None, path: str, errors: list[str]) -> Any:
     if schema is None or not (type(schema) is dict or isinstance(schema, Mapping)):
         return _plain_value(value)
-    kind = _schema_type(schema)
+    kind = schema.get("type")
+    if kind == "string" and type(value) is str:  # the common case
+        return value
+    if not isinstance(kind, str):
+        kind = ""
     if isinstance(value, _Bare):
         raw = value.raw
         if raw == "null":
@@ -533,18 +538,64 @@ def _finish_call(
 
 
 class _Call:
-    __slots__ = ("closed", "depth", "head", "in_str", "index", "opened", "run", "runs", "started")
+    """A tool call being parsed: its text as runs split at the string delimiters (odd runs are
+    string contents; the first run starts with the name), its bracket depth, and the argument
+    events it emitted."""
+
+    __slots__ = ("closed", "depth", "events", "in_str", "index", "opened", "run", "runs", "started")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.run: list[str] = []  # the current run (string contents when in_str)
         self.runs: list[list[str]] = [self.run]
-        self.head: list[str] = []
         self.in_str = False
         self.opened = False
         self.closed = False
         self.depth = 0
         self.started = False
+        # Events are immutable values: one per distinct delta text is reused (tokens recur).
+        self.events: dict[str, ToolCallArgsDelta] = {}
+
+    def event(self, text: str) -> ToolCallArgsDelta:
+        """The argument delta for ``text``, reused when the text recurs in this call."""
+        if len(text) > _CACHE_TEXT:  # a long text (a whole-text feed) rarely recurs: no hashing
+            return ToolCallArgsDelta(self.index, text)
+        event = self.events.get(text)
+        return event if event is not None else self.new_event(text)
+
+    def new_event(self, text: str) -> ToolCallArgsDelta:
+        """A new argument delta (after a miss in ``events``), kept for reuse while there is
+        room."""
+        event = _new_object(ToolCallArgsDelta)  # as ToolCallArgsDelta(index, text), faster
+        _set_index(event, self.index)
+        _set_text(event, text)
+        if len(self.events) < _CACHE_MAX:
+            self.events[text] = event
+        return event
+
+    def count_brackets(self, text: str, start: int = 0) -> None:
+        """Follow the bracket depth of argument syntax over ``text[start:]``: the arguments
+        are closed when it returns to 0 (brackets after that are not counted)."""
+        depth = self.depth
+        if len(text) - start < 16:  # a token: a plain loop beats setting up a regex scan
+            for ch in text[start:] if start else text:
+                if ch in "{[(":
+                    depth += 1
+                elif ch in "}])":
+                    depth -= 1
+                    if depth == 0:
+                        self.closed = True
+                        break
+        else:
+            for mo in _BRACKET_RE.finditer(text, start):
+                if mo.group(0) in "{[(":
+                    depth += 1
+                else:
+                    depth -= 1
+                    if depth == 0:
+                        self.closed = True
+                        break
+        self.depth = depth
 
 
 def _markers_by_id(tokenizer: Tokenizer) -> dict[int, str]:
@@ -631,47 +682,44 @@ class StreamParser:
         # calls
         self._call: _Call | None = None
         self._calls: list[ParsedToolCall] = []
-        # feed_text's fast path: in a string argument with nothing held back
-        self._in_str = False
-        self._str_append: Callable[[str], None] = list.append.__get__([])
-        self._call_index = 0
+        # feed_text's fast path: the call whose string argument is open, nothing held back
+        self._str_call: _Call | None = None
         # Events are immutable values: one per distinct delta text is reused (tokens recur).
-        self._args_cache: dict[str, ToolCallArgsDelta] = {}  # of the current call
         self._content_cache: dict[str, ContentDelta] = {}
         self._reasoning_cache: dict[str, ReasoningDelta] = {}
 
     # -- public ---------------------------------------------------------------------------
 
     def feed_text(self, text: str) -> list[ParseEvent]:
-        if self._in_str and "<" not in text and text:
-            # The hottest path: a token inside a string argument (the bulk of tool-heavy
-            # output). Events are immutable: one per distinct text is reused (tokens recur).
-            self._str_append(text)
-            event = self._args_cache.get(text)
-            return [event if event is not None else self._new_args(self._call_index, text)]
-        if "<" not in text and not self._pending and text:
-            return self._plain(text)  # no marker: the string state does not change
+        if "<" not in text and text:  # no marker: the string state does not change
+            call = self._str_call
+            if call is not None:
+                # The hottest path: a token inside a string argument (the bulk of tool-heavy
+                # output): its text is kept and its event reused.
+                call.run.append(text)
+                event = call.events.get(text)
+                return [event if event is not None else call.new_event(text)]
+            if not self._pending:
+                return self._plain(text)
         events = self._feed_markup(text)
         call = self._call
-        self._in_str = call is not None and call.in_str and not self._pending
-        if self._in_str:
-            self._str_append = call.run.append  # type: ignore[union-attr]
-            self._call_index = call.index  # type: ignore[union-attr]
+        self._str_call = call if call is not None and call.in_str and not self._pending else None
         return events
 
     def _feed_markup(self, text: str) -> list[ParseEvent]:
+        call = self._call
+        if text == T.STR and call is not None and call.opened and not self._pending:
+            # the most common control token on its own: a string opens or closes
+            call.in_str = not call.in_str
+            call.run = []
+            call.runs.append(call.run)
+            return [call.event(text)]
         if self._mode == _DONE or not text:
             return []
         if self._pending or text not in _MARKER_SET:
             events = self._scan(text)
             return _coalesce(events) if len(events) > 1 else events
         # a control token on its own
-        call = self._call
-        if text == T.STR and call is not None and call.opened:  # a string opens or closes
-            call.in_str = not call.in_str
-            call.run = []
-            call.runs.append(call.run)
-            return [self._args_event(call.index, text)]
         events = []
         self._marker(text, events)
         return _coalesce(events) if len(events) > 1 else events
@@ -682,16 +730,14 @@ class StreamParser:
         # most one event, reused from a small cache when the same text recurs (tokens do).
         call = self._call
         if call is not None:
-            if call.in_str:  # inside a string argument: the bulk of tool-heavy output
+            if call.opened:  # argument text: the bulk of tool-heavy output
                 call.run.append(text)
-                event = self._args_cache.get(text)
-                return [event if event is not None else self._new_args(call.index, text)]
-            if _BRACKETS.isdisjoint(text):  # syntax without brackets: no depth change
+                if not (call.in_str or call.closed or _BRACKETS.isdisjoint(text)):
+                    call.count_brackets(text)
+                event = call.events.get(text)
+                return [event if event is not None else call.new_event(text)]
+            if _OPENERS.isdisjoint(text):  # the name, before the opening bracket
                 call.run.append(text)
-                if call.opened:
-                    event = self._args_cache.get(text)
-                    return [event if event is not None else self._new_args(call.index, text)]
-                call.head.append(text)  # the name, before the opening brace
                 return []
             events: list[ParseEvent] = []
             self._call_text(text, events)
@@ -783,14 +829,14 @@ class StreamParser:
                 buf = []
             self._marker(marker, events)
             if self._mode == _DONE:
-                self._in_str = False
+                self._str_call = None
                 return _coalesce(events)
         if buf:
             if events:
                 self._text("".join(buf), events)
             else:  # the common case: a token or a run of text tokens
                 events = self._plain("".join(buf))
-        self._in_str = False  # feed_text re-derives it from the state when needed
+        self._str_call = None  # feed_text re-derives it from the state when needed
         return _coalesce(events) if len(events) > 1 else events
 
     def finish(self) -> ParsedOutput:
@@ -803,7 +849,7 @@ class StreamParser:
                 self._text(pending, events)
             if self._mode != _DONE:
                 self._end(None, events)
-            self._in_str = False
+            self._str_call = None
             self._final_events = _coalesce(events)
             self._result = self._build()
         return self._result
@@ -966,83 +1012,41 @@ class StreamParser:
 
     def _begin_call(self) -> None:
         self._call = _Call(len(self._calls))
-        self._args_cache = {}
         self._mode = _CALL
-
-    def _args_event(self, index: int, text: str) -> ToolCallArgsDelta:
-        if len(text) > _CACHE_TEXT:  # long text (a whole-text feed) recurs rarely: no hashing
-            return ToolCallArgsDelta(index, text)
-        event = self._args_cache.get(text)
-        return event if event is not None else self._new_args(index, text)
-
-    def _new_args(self, index: int, text: str) -> ToolCallArgsDelta:
-        """A new argument delta (after a cache miss), kept for reuse if the cache has room."""
-        event = _new_object(ToolCallArgsDelta)  # as ToolCallArgsDelta(index, text), faster
-        _set_index(event, index)
-        _set_text(event, text)
-        cache = self._args_cache
-        if len(cache) < _CACHE_MAX and len(text) <= _CACHE_TEXT:
-            cache[text] = event
-        return event
 
     def _call_text(self, text: str, events: list[ParseEvent]) -> None:
         call = self._call
         assert call is not None
         call.run.append(text)
-        if call.in_str or call.closed:
-            if call.opened:
-                events.append(self._args_event(call.index, text))
+        if call.opened:
+            events.append(call.event(text))
+            if not (call.in_str or call.closed or _BRACKETS.isdisjoint(text)):
+                call.count_brackets(text)
             return
-        start = 0
-        if not call.opened:
-            mo = None if _OPENERS.isdisjoint(text) else _OPENER_RE.search(text)
-            if mo is None:
-                call.head.append(text)
-                return
-            call.head.append(text[: mo.start()])
-            call.opened = True
-            call.depth = 1
-            call.started = True
-            events.append(ToolCallStart(call.index, _split_name("".join(call.head))))
-            start = mo.end()
-            events.append(self._args_event(call.index, text[mo.start() :]))
-        else:
-            events.append(self._args_event(call.index, text))
-            if _BRACKETS.isdisjoint(text):  # most tokens: no regex scan (its setup dominates)
-                return
-        depth = call.depth
-        if len(text) - start < 16:  # a token: a plain loop beats setting up a regex scan
-            for ch in text[start:] if start else text:
-                if ch in "{[(":
-                    depth += 1
-                elif ch in "}])":
-                    depth -= 1
-                    if depth == 0:
-                        call.closed = True
-                        break
-        else:
-            for mo in _BRACKET_RE.finditer(text, start):
-                if mo.group(0) in "{[(":
-                    depth += 1
-                else:
-                    depth -= 1
-                    if depth == 0:
-                        call.closed = True
-                        break
-        call.depth = depth
+        mo = None if _OPENERS.isdisjoint(text) else _OPENER_RE.search(text)
+        if mo is None:
+            return  # still the name, before the opening bracket
+        call.opened = True
+        call.depth = 1
+        call.started = True
+        head = "".join(call.run)  # the first run: all the call's text so far
+        name = _split_name(head[: len(head) - len(text) + mo.start()])
+        events.append(ToolCallStart(call.index, name))
+        events.append(call.event(text[mo.start() :]))
+        if mo.end() < len(text):
+            call.count_brackets(text, mo.end())
 
     def _call_marker(self, marker: str, events: list[ParseEvent]) -> None:
         call = self._call
         assert call is not None
         if marker == T.STR:
             if not call.opened:
-                call.head.append(marker)
-                call.run.append(marker)
+                call.run.append(marker)  # part of the name (dropped there)
                 return
             call.in_str = not call.in_str
             call.run = []
             call.runs.append(call.run)
-            events.append(self._args_event(call.index, marker))
+            events.append(call.event(marker))
         elif marker == T.TOOL_CALL_CLOSE:
             self._end_call(events)
             self._mode = _CONTENT
