@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the model presets")
     tiny = sub.add_parser("tiny-model", help="write the tiny random-weight Gemma 4 model")
     tiny.add_argument("path", help="output folder")
+    tiny.add_argument(
+        "--multimodal",
+        action="store_true",
+        help="Gemma4ForConditionalGeneration with tiny vision and audio towers",
+    )
     return parser
 
 
@@ -100,8 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "tiny-model":
                 from .agent.engines.tiny import build_tiny_model
 
-                path = build_tiny_model(args.path)
-                print(f"wrote the tiny random-weight Gemma 4 model to {path}")
+                path = build_tiny_model(args.path, multimodal=args.multimodal)
+                kind = "multimodal " if args.multimodal else ""
+                print(f"wrote the tiny random-weight {kind}Gemma 4 model to {path}")
                 return 0
             case _:
                 raise AssertionError(args.command)

@@ -198,6 +198,49 @@ class Agent:
         """The engine's model, variant, context length and modalities; None before it is built."""
         return getattr(self._engine, "info", None) if self._engine is not None else None
 
+    def use_engine(self, engine: Engine, *, close_engine: bool = True) -> Engine | None:
+        """Switch every session to another engine (another model) from its next run on.
+
+        The histories are kept. Each session's next request renders its history afresh for the
+        new engine, with its tokenizer and its variant's template family (E4B and 31B differ):
+        no prompt ids of the old engine are reused. A history longer than the new context is
+        compacted by the next run as usual (with compaction off that run stops with
+        ``context_overflow``). ``model_name`` becomes the new engine's model.
+
+        Refused (ConfigError) while a session is running: cancel or finish the run first.
+        Returns the previous engine (None if there was none or it is the same one), which is
+        now the caller's to close (``await previous.aclose()``: that releases a vLLM engine's
+        core process and memory). ``close_engine``: `aclose` closes the new engine too.
+        """
+        busy = [c.session_id for c in self._conversations.values() if c.busy]
+        if busy:
+            raise ConfigError(
+                f"Session {busy[0]} is running: switch the engine when the run has ended "
+                "(or cancel it)."
+            )
+        previous, self._engine = self._engine, engine
+        self._owns_engine = close_engine
+        self.model_name = engine.info.model
+        if previous is engine:
+            return None
+        for conv in self._conversations.values():
+            if conv.model is not None:  # built for the old engine: tokenizer, variant, live ids
+                conv.model.invalidate()
+                conv.model = None
+        return previous
+
+    async def context_usage(self, session_id: str | None = None) -> tuple[int, int]:
+        """``(tokens, limit)`` of a session (default: the current one) on the current engine:
+        its history's size as the engine sees it (system turn and tools included), and the
+        usable context (the model's length minus the reserve for the output). Renders the
+        history if the engine has not seen it yet (kept for the next request). Between runs.
+        """
+        conv = self._conversation(session_id)
+        if conv.busy:
+            raise ConfigError(f"Session {conv.session_id} is running; its Usage events say this.")
+        model = await self._model_for(conv)
+        return model.context_tokens(conv.history), model.context_limit
+
     def set_thinking(self, on: bool, budget: int | ThinkingBudget | None = None) -> None:
         """Thinking on/off and its budget (None: none) from the next request of every session.
         The prompt is rendered with thinking on or off, so the next request re-renders it."""
@@ -523,12 +566,17 @@ class Agent:
                         limits=_limits(self.media_limits),
                         prompt_media=prompt_attachments(conv.history),
                         variant=info.variant,
+                        max_model_len=info.max_model_len,
+                        image_soft_tokens=info.image_soft_tokens,
                     )
                 message = UserMessage(content=text, attachments=attachments)
                 conv.history.append(message)
                 if log is not None:
                     log.message(message)
-            emit(RunStarted(conv.session_id, text, model.engine.info.model, resumed=resumed))
+            info = model.engine.info
+            emit(
+                RunStarted(conv.session_id, text, info.model, resumed=resumed, variant=info.variant)
+            )
             for notice in notices:
                 emit(notice)
             last = conv.history[-1] if conv.history else None
@@ -600,6 +648,8 @@ def _media_checker(
             limits=_limits(limits),
             prompt_media=prompt_attachments(history),
             variant=info.variant,
+            max_model_len=info.max_model_len,
+            image_soft_tokens=info.image_soft_tokens,
         )
 
     return check

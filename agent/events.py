@@ -32,6 +32,7 @@ class RunStarted:
     task: str
     model: str
     resumed: bool = False
+    variant: str = ""  # the model's Gemma 4 variant (its template family); "" when unknown
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,10 +49,11 @@ async def _steps(run: RunState) -> RunFinished:
         await _compact(run)
         run.model.apply_staged(run.history)
         prompt = run.model.prompt_for(run.history)
-        if len(prompt) >= run.model.engine.info.max_model_len:
+        size = run.model.prompt_tokens(prompt)  # media placeholders expanded, as the engine will
+        if size >= run.model.engine.info.max_model_len:
             return run.finish(
                 "context_overflow",
-                f"the history ({len(prompt)} tokens) fills the context "
+                f"the history ({size} tokens) fills the context "
                 f"({run.model.engine.info.max_model_len}); enable compaction or start a new session",
             )
         run.step += 1
@@ -103,7 +104,7 @@ async def _plan(run: RunState, prompt: list[int]) -> tuple[Generation, list[str]
     media = run.model.media_for(run.history)
     budget = run.thinking.for_step(run.step, after_failure=run.failed)
     for attempt in range(run.limits.max_redecodes + 1):
-        max_tokens = run.max_tokens_for(len(prompt))
+        max_tokens = run.max_tokens_for(run.model.prompt_tokens(prompt))
         try:
             gen = await run.model.generate(
                 prompt, step=run.step, emit=run.emit, max_tokens=max_tokens,

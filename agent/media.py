@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import mimetypes
 import wave
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -205,10 +207,16 @@ def _media_class(kind: str | None) -> type[Image] | type[Audio]:
 
 
 def _audio_length(data: bytes, name: str, mime: str) -> tuple[float, int]:
+    frames, rate = _audio_frames(data, name, mime)
+    return frames / rate, rate
+
+
+def _audio_frames(data: bytes, name: str, mime: str) -> tuple[int, int]:
+    """(samples per channel, sample rate), read from the file's header."""
     if mime in ("audio/wav", "audio/x-wav"):
         try:
             with wave.open(io.BytesIO(data)) as w:
-                return w.getnframes() / w.getframerate(), w.getframerate()
+                return w.getnframes(), w.getframerate()
         except (wave.Error, EOFError):
             pass  # e.g. float WAV: let soundfile try
     try:
@@ -219,7 +227,7 @@ def _audio_length(data: bytes, name: str, mime: str) -> tuple[float, int]:
         info = soundfile.info(io.BytesIO(data))
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError
         raise ConfigError(f"{name}: the audio cannot be decoded ({e}).") from e
-    return float(info.duration), int(info.samplerate)
+    return int(info.frames), int(info.samplerate)
 
 
 def _size(n: int) -> str:
@@ -283,12 +291,16 @@ def check_media(
     limits: MediaLimits = MediaLimits(),
     prompt_media: Sequence[Attachment] = (),
     variant: str | None = None,
+    max_model_len: int | None = None,
+    image_soft_tokens: int = 280,
 ) -> None:
     """Refuse media the model cannot take or that break the limits, before any request.
 
     ``prompt_media``: attachments already in the conversation; every request carries them, so
-    they count towards the per-request limits (they are not decoded again). ``variant``: the
+    they count towards the per-request limits (only their headers are read). ``variant``: the
     Gemma 4 size; only E2B and E4B have an audio tower, whatever an engine declares.
+    ``max_model_len``: the engine's context; media whose expanded size alone fills it are
+    refused (``image_soft_tokens``: the engine's budget per image, `EngineInfo`).
     """
     attachments = list(attachments)
     images = [a for a in attachments if a.kind == "image"]
@@ -342,6 +354,29 @@ def check_media(
                 f"{a.name} lasts {clip.seconds:.1f} s; Gemma 4 takes clips up to "
                 f"{limits.max_audio_seconds:.0f} s. Split it into shorter clips."
             )
+    if max_model_len is not None and attachments:
+        every = [*prompt_media, *attachments]
+        tokens = sum(attachment_tokens(a, image_soft_tokens=image_soft_tokens) for a in every)
+        if tokens >= max_model_len:
+            what = _count_words(
+                sum(a.kind == "image" for a in every), sum(a.kind == "audio" for a in every)
+            )
+            raise ConfigError(
+                f"{what}{earlier} take {tokens:,} tokens once the engine expands them (up to "
+                f"{image_soft_tokens + 2} an image, about 25 a second of audio), more than the "
+                f"{max_model_len:,}-token context holds. Attach fewer or shorter media"
+                f"{'; start a new session' if prompt_media else ''}, or start the engine with "
+                "a longer context (max_model_len)."
+            )
+
+
+def _count_words(images: int, clips: int) -> str:
+    parts = []
+    if images:
+        parts.append(f"{images} image{'s' if images != 1 else ''}")
+    if clips:
+        parts.append(f"{clips} audio clip{'s' if clips != 1 else ''}")
+    return " and ".join(parts)
 
 
 def prompt_attachments(history: Iterable[Any]) -> list[Attachment]:
@@ -391,6 +426,15 @@ def _decode_audio(raw: bytes, name: str) -> tuple[Any, int]:
     samples, rate = soundfile.read(io.BytesIO(raw), dtype="float32", always_2d=False)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
+    if rate != AUDIO_SAMPLE_RATE:
+        # The audio tower takes 16 kHz. vLLM would resample with torchaudio, which CPU installs
+        # lack (its PyPI build needs CUDA): do it here, the same way for every engine.
+        try:
+            import soxr
+        except ImportError as e:
+            raise ConfigError(f"{name}: resampling audio needs soxr: {_INSTALL}") from e
+        samples = soxr.resample(samples, rate, AUDIO_SAMPLE_RATE).astype("float32", copy=False)
+        rate = AUDIO_SAMPLE_RATE
     return samples, int(rate)
 
 
@@ -416,3 +460,160 @@ def as_user_input(
                 f"Unsupported task part {type(part).__name__}: pass str, Image or Audio."
             )
     return "\n".join(texts), tuple(atts)
+
+
+# -- Prompt size ------------------------------------------------------------------------------
+# The prompt holds one placeholder id per attachment (<|image|>, <|audio|>); vLLM replaces it
+# with <|image> + N soft tokens + <image|> (audio: <|audio> + M + <audio|>) before the model
+# runs, so the context a history takes is its ids plus that expansion. The arithmetic below is
+# vLLM 0.32's for Gemma 4 (model_executor/models/gemma4_mm.py, Gemma4ProcessingInfo), written
+# with the same operations in the same order so the floating point rounds the same way.
+
+IMAGE_SOFT_TOKEN_BUDGETS = (70, 140, 280, 560, 1120)  # the max_soft_tokens Gemma 4 supports
+DEFAULT_IMAGE_SOFT_TOKENS = 280  # vision_config.default_output_length of the checkpoints
+_PATCH = 16  # vision_config.patch_size
+_POOL = 3  # vision_config.pooling_kernel_size
+AUDIO_SAMPLE_RATE = 16_000  # the feature extractor's rate: vLLM resamples every clip to it
+AUDIO_MAX_SOFT_TOKENS = 750  # the processor's audio_seq_length (30 s at 40 ms a token)
+_FRAME = 320  # 20 ms mel frames (feature extractor frame_length at 16 kHz)
+_HOP = 160  # 10 ms hop
+
+
+def image_token_count(
+    width: int, height: int, max_soft_tokens: int = DEFAULT_IMAGE_SOFT_TOKENS
+) -> int:
+    """Soft tokens the vision tower yields for a ``width``×``height`` image: the image is
+    scaled (aspect kept) to at most ``max_soft_tokens`` × 3×3 patches of 16 px, each side a
+    multiple of 48 px, and pooled 3×3 (``_compute_num_soft_tokens``)."""
+    if width < 1 or height < 1:
+        raise ValueError(f"an image has a positive size, not {width}×{height}")
+    unit = _PATCH * _POOL
+    max_patches = max_soft_tokens * _POOL**2
+    num_patches_orig = (height / _PATCH) * (width / _PATCH)
+    scale = math.sqrt(max_patches / num_patches_orig)
+    target_h = max(unit, math.floor(height * scale / unit) * unit)
+    target_w = max(unit, math.floor(width * scale / unit) * unit)
+    num_patches = (target_h // _PATCH) * (target_w // _PATCH)
+    # Extreme aspect ratios overshoot (one side is raised to 48 px); vLLM caps like the tower.
+    return min(num_patches // _POOL**2, max_soft_tokens)
+
+
+def vllm_image_soft_tokens(
+    default_output_length: int, mm_processor_kwargs: Mapping[str, object] | None = None
+) -> int:
+    """The per-image budget vLLM expands placeholders with (for `EngineInfo.image_soft_tokens`):
+    ``max_soft_tokens`` from the engine's ``mm_processor_kwargs`` when Gemma 4 supports the
+    value, else the checkpoint's ``vision_config.default_output_length``.
+
+    As vLLM reads it: a flat key is dropped when a ``*_kwargs`` scope also holds it, and the
+    flat value wins over ``images_kwargs`` otherwise (``_get_max_soft_tokens``).
+    """
+    kwargs = dict(mm_processor_kwargs or {})
+    scopes = [
+        kwargs.get(k) for k in ("text_kwargs", "images_kwargs", "videos_kwargs", "audio_kwargs")
+    ]
+    scoped = {key for scope in scopes if isinstance(scope, Mapping) for key in scope}
+    value = None if "max_soft_tokens" in scoped else kwargs.get("max_soft_tokens")
+    images = kwargs.get("images_kwargs")
+    if value is None and isinstance(images, Mapping):
+        value = images.get("max_soft_tokens")
+    if isinstance(value, int) and value in IMAGE_SOFT_TOKEN_BUDGETS:
+        return value
+    return default_output_length
+
+
+def resampled_length(
+    num_samples: int, sample_rate: int, target_rate: int = AUDIO_SAMPLE_RATE
+) -> int:
+    """Samples a clip has once we resampled it to ``target_rate`` (`to_media_items`).
+
+    soxr keeps ``n * target / rate`` samples rounded half up (exact rational arithmetic).
+    We resample before vLLM sees a clip, so vLLM's own resampler (torchaudio, absent on CPU
+    installs) never runs and this count holds for every engine.
+    """
+    if sample_rate == target_rate:
+        return num_samples
+    return int(Fraction(num_samples * target_rate, sample_rate) + Fraction(1, 2))
+
+
+def audio_token_count(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> int:
+    """Soft tokens the audio tower yields for a clip of ``num_samples`` at ``sample_rate``:
+    20 ms mel frames every 10 ms (half a frame of left padding), then two stride-2
+    convolutions, capped at 750 (``_compute_audio_num_tokens`` after resampling to 16 kHz)."""
+    n = resampled_length(num_samples, sample_rate)
+    num_mel_frames = (n + _FRAME // 2 - (_FRAME + 1)) // _HOP + 1
+    if num_mel_frames <= 0:
+        return 0
+    t = num_mel_frames
+    for _ in range(2):
+        t = (t + 2 - 3) // 2 + 1
+    return min(t, AUDIO_MAX_SOFT_TOKENS)
+
+
+def expanded_tokens(
+    kind: str, size: tuple[int, int], max_soft_tokens: int = DEFAULT_IMAGE_SOFT_TOKENS
+) -> int:
+    """Ids one medium takes in the engine's prompt: begin marker, soft tokens, end marker.
+    ``size``: (width, height) of an image, (samples, sample rate) of a clip."""
+    a, b = size
+    if kind == "image":
+        return image_token_count(a, b, max_soft_tokens) + 2
+    return audio_token_count(a, b) + 2
+
+
+# (kind, length, hash of data_b64) -> size. A str caches its hash, so the same attachment
+# object costs a dict lookup; a copy (a resumed session) is hashed once. Sizes only: no bytes
+# are kept alive.
+_SIZES: dict[tuple[str, int, int], tuple[int, int]] = {}
+_SIZES_MAX = 4096
+
+
+def attachment_size(att: Attachment) -> tuple[int, int]:
+    """(width, height) of an image attachment, (samples, sample rate) of an audio one, read
+    from the file's header (computed once per attachment)."""
+    key = (att.kind, len(att.data_b64), hash(att.data_b64))
+    size = _SIZES.get(key)
+    if size is None:
+        raw = attachment_bytes(att)
+        if att.kind == "image":
+            try:
+                with _pil().open(io.BytesIO(raw)) as img:  # lazy: reads the header only
+                    size = (int(img.width), int(img.height))
+            except ConfigError:
+                raise
+            except Exception as e:  # Pillow raises many types for broken files
+                raise ConfigError(f"{att.name}: the image cannot be decoded ({e}).") from e
+        else:
+            size = _audio_frames(raw, att.name, _sniff_mime(raw, att.name) or att.mime)
+        if len(_SIZES) >= _SIZES_MAX:
+            del _SIZES[next(iter(_SIZES))]  # the oldest
+        _SIZES[key] = size
+    return size
+
+
+def attachment_tokens(
+    att: Attachment, *, image_soft_tokens: int = DEFAULT_IMAGE_SOFT_TOKENS
+) -> int:
+    """Ids an attachment takes in the engine's prompt once vLLM expanded its placeholder
+    (``<|image>`` + soft tokens + ``<image|>``). ``image_soft_tokens``: the engine's
+    per-image budget (`EngineInfo.image_soft_tokens`)."""
+    return expanded_tokens(att.kind, attachment_size(att), image_soft_tokens)
+
+
+def media_expansion(
+    attachments: Iterable[Attachment], *, image_soft_tokens: int = DEFAULT_IMAGE_SOFT_TOKENS
+) -> int:
+    """What the attachments add to a prompt's length beyond their placeholder id each."""
+    return sum(attachment_tokens(a, image_soft_tokens=image_soft_tokens) - 1 for a in attachments)
+
+
+def media_item_tokens(
+    item: MediaItem, *, image_soft_tokens: int = DEFAULT_IMAGE_SOFT_TOKENS
+) -> int:
+    """`attachment_tokens` of a decoded medium (a PIL image; (samples, rate) of a clip)."""
+    if item.modality == "image":
+        size = (int(item.data.width), int(item.data.height))
+    else:
+        samples, rate = item.data
+        size = (len(samples), int(rate))
+    return expanded_tokens(item.modality, size, image_soft_tokens)

@@ -21,6 +21,7 @@ from ..prompts.parse import ContentDelta, ParsedOutput, ReasoningDelta, StreamPa
 from ..prompts.render import render_ids, tokenize_tool_responses
 from .engines.base import Engine, EngineRequest, FinishReason, MediaItem, PromptIds
 from .events import TextDelta, ThinkingDelta
+from .media import DEFAULT_IMAGE_SOFT_TOKENS, media_expansion, media_item_tokens, prompt_attachments
 from .messages import (
     Attachment,
     Message,
@@ -38,7 +39,7 @@ Emit = Callable[[object], None]
 class Generation:
     """One engine request and what came back."""
 
-    prompt_len: int
+    prompt_len: int  # as the engine holds it: ids plus the expansion of the media placeholders
     ids: list[int]  # G: every generated id, stop id included
     parsed: ParsedOutput
     finish_reason: FinishReason | None
@@ -83,6 +84,9 @@ class ModelLayer:
         # The prompt ids ready for the next request, and the history they stand for.
         self._live: list[int] = []
         self._synced: list[Message] | None = None
+        # What the engine adds to `_live` by expanding its media placeholders (vLLM replaces
+        # each <|image|> with <|image> + soft tokens + <image|>). Appends never add media.
+        self._live_extra = 0
         self._stop_ids = {self.tokenizer.control_id(m) for m in T.STOP_MARKERS}
         self._ctl = self.tokenizer.control_id
         self._partial: tuple[StreamParser, list[int]] | None = None
@@ -102,6 +106,7 @@ class ModelLayer:
         self._synced = None
         self._staged = None
         self._live = []
+        self._live_extra = 0
 
     def in_sync(self, history: Sequence[Message]) -> bool:
         s = self._synced
@@ -128,27 +133,50 @@ class ModelLayer:
         """The prompt ids for the next step: the live append, or a fresh canonical render."""
         if not self.in_sync(history):
             self._live = self.render(history)
+            self._live_extra = self.media_extra(history)
             self._live_id += 1
             self._synced = list(history)
         return self._live
 
+    @property
+    def image_soft_tokens(self) -> int:
+        """The engine's soft-token budget per image (vLLM's max_soft_tokens)."""
+        return int(getattr(self.engine.info, "image_soft_tokens", DEFAULT_IMAGE_SOFT_TOKENS))
+
+    def media_extra(self, history: Sequence[Message]) -> int:
+        """Ids the engine adds to the prompt of ``history`` by expanding its media placeholders
+        (each attachment's size is read once, see `media.attachment_tokens`). Without a media
+        loader no media reach the engine: its placeholders stay single ids."""
+        if self._media_loader is None:
+            return 0
+        return media_expansion(
+            prompt_attachments(history), image_soft_tokens=self.image_soft_tokens
+        )
+
+    def prompt_tokens(self, prompt: Sequence[int]) -> int:
+        """Length of a prompt from `prompt_for` as the engine holds it (media expanded)."""
+        return len(prompt) + (self._live_extra if prompt is self._live else 0)
+
     def count_tokens(self, history: Sequence[Message]) -> int:
-        """Exact context size of a history as the engine sees it (system turn and tools included).
+        """Exact context size of a history as the engine sees it (system turn and tools
+        included, each image or audio placeholder expanded to its soft tokens).
 
         The live history (and the live history plus a staged tool round) are counted from the
-        ids already built: O(1) work per step. Any other history is rendered.
+        ids already built and the live media expansion: O(1) work per step. Any other history
+        is rendered.
         """
         if self.in_sync(history):
-            return len(self._live)
+            return len(self._live) + self._live_extra
         if self._staged_fits(history) and history[-1] is self._staged[0]:  # type: ignore[index]
-            return len(self._live) + len(self._staged[1]) + len(self._staged[2])  # type: ignore[index]
-        return len(self.render(history))
+            staged = len(self._staged[1]) + len(self._staged[2])  # type: ignore[index]
+            return len(self._live) + staged + self._live_extra  # a staged round has no media
+        return len(self.render(history)) + self.media_extra(history)
 
     def context_tokens(self, history: Sequence[Message]) -> int:
         """`count_tokens` for the run's own history: a render is kept for the next request."""
         if self.in_sync(history) or self._staged_fits(history):
             return self.count_tokens(history)
-        return len(self.prompt_for(history))
+        return self.prompt_tokens(self.prompt_for(history))
 
     def media_for(self, history: Sequence[Message]) -> list[MediaItem]:
         """The media of the prompt, in placeholder order: a user message's after its text, a
@@ -160,25 +188,24 @@ class ModelLayer:
         key = self._live_id
         if self._media_key == key:
             return self._media
-        atts: list[Attachment] = []
-        for m in history:
-            if isinstance(m, UserMessage):
-                atts += m.attachments
-            elif isinstance(m, ModelTurn):
-                for r in m.tool_results:
-                    atts += r.attachments
+        atts = prompt_attachments(history)
+        self._media = self._load_media(atts)
         self._media_key = key
-        self._media = []
-        if not atts:
-            return []
+        if len(self._media_cache) > len(atts):  # forget media the history no longer holds
+            keep = {id(a) for a in atts}
+            self._media_cache = {k: v for k, v in self._media_cache.items() if k in keep}
+        return self._media
+
+    def _load_media(self, attachments: Sequence[Attachment]) -> list[MediaItem]:
+        """Decoded media, each attachment decoded once (kept with the attachment object)."""
+        assert self._media_loader is not None
         items: list[MediaItem] = []
-        for a in atts:
+        for a in attachments:
             hit = self._media_cache.get(id(a))
             if hit is None:
                 hit = (a, self._media_loader([a])[0])
                 self._media_cache[id(a)] = hit
             items.append(hit[1])
-        self._media = items
         return items
 
     async def generate(
@@ -194,8 +221,20 @@ class ModelLayer:
         temperature: float | None = None,
         seed: int | None = None,
         stream: bool = True,
+        prompt_tokens: int | None = None,
     ) -> Generation:
-        """Run one request; stream thinking/text deltas through ``emit``; parse the result."""
+        """Run one request; stream thinking/text deltas through ``emit``; parse the result.
+
+        ``prompt_tokens``: the prompt's length as the engine holds it (media expanded); by
+        default `prompt_tokens(prompt)` for the live prompt, else counted from ``media``.
+        """
+        if prompt_tokens is None:
+            if prompt is self._live:
+                prompt_tokens = self.prompt_tokens(prompt)
+            else:
+                soft = self.image_soft_tokens
+                extra = sum(media_item_tokens(m, image_soft_tokens=soft) - 1 for m in media)
+                prompt_tokens = len(prompt) + extra
         request = EngineRequest(
             # A view, not a copy: the live list is append-only (O(1) per step).
             prompt_ids=PromptIds(prompt) if isinstance(prompt, list) else prompt,
@@ -254,7 +293,9 @@ class ModelLayer:
                 calls.append(call)
                 if c.error:
                     errors[call.id] = f"Could not read the arguments of {c.name}: {c.error}"
-        return Generation(len(prompt), ids, parsed, finish, turn_usage, seconds, tps, calls, errors)
+        return Generation(
+            prompt_tokens, ids, parsed, finish, turn_usage, seconds, tps, calls, errors
+        )
 
     def partial_turn(self) -> ModelTurn | None:
         """What an interrupted request had produced: reasoning and text, never a partial call."""
@@ -351,10 +392,19 @@ class ModelLayer:
         """Ask the model for a summary of ``history`` (compaction). Thinking off, no streaming.
 
         The instruction is a user turn appended to the live prompt (`summary_prompt`), so the
-        engine's prefix cache serves the whole conversation.
+        engine's prefix cache serves the whole conversation. The request carries the history's
+        media like every step: without them the engine would read bare placeholder ids (and
+        the cached prefix, which holds the expanded media, would break at the first one).
         """
         prompt = self.summary_prompt(history, instruction)
-        room = self.engine.info.max_model_len - len(prompt)
+        media: list[MediaItem] = []
+        if self._media_loader is not None:
+            live = self.in_sync(history) or self._staged_fits(history)
+            media = (
+                self.media_for(history) if live else self._load_media(prompt_attachments(history))
+            )
+        size = len(prompt) + self.media_extra(history)
+        room = self.engine.info.max_model_len - size
         if room <= 16:
             from ..errors import EngineRequestFailed
 
@@ -365,7 +415,9 @@ class ModelLayer:
             emit=_drop,
             max_tokens=min(self.max_output_tokens, room),
             thinking_budget=0,
+            media=media,
             stream=False,
+            prompt_tokens=size,
         )
         return gen.parsed.content.strip() or (gen.parsed.reasoning or "").strip(), gen.usage
 

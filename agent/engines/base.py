@@ -110,6 +110,9 @@ class EngineInfo:
     max_model_len: int
     supports_grammar: bool = False
     modalities: frozenset[str] = field(default_factory=lambda: frozenset({"text"}))
+    # Soft tokens per image at most (vLLM's max_soft_tokens: 70, 140, 280, 560 or 1120): each
+    # <|image|> placeholder becomes up to this many tokens plus <|image> and <image|>.
+    image_soft_tokens: int = 280
 
 
 @runtime_checkable

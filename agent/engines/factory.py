@@ -23,6 +23,7 @@ from .presets import (
     PRESETS,
     ModelPreset,
     find_preset,
+    media_limits_for_vllm,
     validate_parallel,
 )
 
@@ -88,8 +89,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         default=None,
-        help="preset (E2B, E4B, 12B, 26B-A4B, 31B), HF id, local checkpoint folder, or 'tiny' "
-        "(default: E4B on a GPU, tiny on CPU-only machines)",
+        help="preset (E2B, E4B, 12B, 26B-A4B, 31B), HF id, local checkpoint folder, 'tiny' or "
+        "'tiny-mm' (with image/audio towers) (default: E4B on a GPU, tiny on CPU-only machines)",
     )
     g.add_argument(
         "--variant",
@@ -148,10 +149,11 @@ def resolve_model(
     cpu = _cpu_only() if cpu is None else cpu
     if model is None:
         model = "tiny" if cpu else DEFAULT_GPU_MODEL
-    if model == "tiny":
+    if model in ("tiny", "tiny-mm"):
         from .tiny import tiny_model_path
 
-        return ResolvedModel(str(tiny_model_path()), "tiny", "tiny", banner=TINY_BANNER, local=True)
+        path = tiny_model_path(multimodal=model == "tiny-mm")
+        return ResolvedModel(str(path), model, "tiny", banner=TINY_BANNER, local=True)
     path = Path(model).expanduser()
     if path.is_dir():
         from .vllm import template_family
@@ -230,15 +232,19 @@ async def _create_vllm(cfg: EngineConfig) -> Engine:
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
         "kv_cache_dtype": cfg.kv_cache_dtype,
     }
-    if resolved.name == "tiny":
+    if resolved.name in ("tiny", "tiny-mm"):
         args = {**TINY_ENGINE_ARGS, **{k: v for k, v in overrides.items() if v is not None}}
+        if resolved.name == "tiny-mm":
+            args["limit_mm_per_prompt"] = media_limits_for_vllm(with_audio=True)
     elif resolved.preset is not None:
-        args = resolved.preset.engine_args(media=cfg.media and not cpu, **overrides)
+        args = resolved.preset.engine_args(media=cfg.media, **overrides)
     else:
         args = {k: v for k, v in overrides.items() if v is not None}
-    if cpu and resolved.name != "tiny":
-        # Real checkpoints declare the multimodal architecture; on CPU serve the text model.
-        args["hf_overrides"] = {"architectures": ["Gemma4ForCausalLM"]}
+    if cpu and not resolved.name.startswith("tiny"):
+        if not cfg.media:
+            # Real checkpoints declare the multimodal architecture; without media on CPU,
+            # serve the text model (the towers would only cost memory and start-up time).
+            args["hf_overrides"] = {"architectures": ["Gemma4ForCausalLM"]}
         args.pop("gpu_memory_utilization", None)
         args["kv_cache_dtype"] = "auto"
         _announce(cfg, f"running {resolved.name} on CPU: expect a few tokens per second")
@@ -297,4 +303,19 @@ async def _create_http(cfg: EngineConfig) -> Engine:
         api_key=cfg.api_key or os.environ.get("VLLM_API_KEY"),
         max_model_len=cfg.max_model_len,
         supports_grammar=cfg.grammar,
+        **_http_media(resolved),
     )
+
+
+def _http_media(resolved: ResolvedModel) -> dict[str, Any]:
+    """What a server of this model takes: the preset's towers (31B has no audio), tiny-mm's
+    budget of soft tokens per image (served with --mm-processor-kwargs max_soft_tokens=70)."""
+    if resolved.name == "tiny":
+        return {"modalities": ()}
+    if resolved.name == "tiny-mm":
+        from .tiny import TINY_IMAGE_SOFT_TOKENS
+
+        return {"image_soft_tokens": TINY_IMAGE_SOFT_TOKENS}
+    if resolved.preset is not None:
+        return {"modalities": tuple(sorted(resolved.preset.modalities - {"text"}))}
+    return {}

@@ -11,15 +11,28 @@ Resilience: connection errors, 429 and 5xx are retried with exponential backoff 
 append (prompt + what was already received) unless a grammar is active, where a resume would
 restart the grammar. With several base URLs each request goes to the replica with the fewest
 requests in flight.
+
+Images and audio (``EngineRequest.media``) go to vLLM's token-in endpoint
+``/inference/v1/generate`` instead, which takes the same prompt ids plus the media as data URLs
+(PNG images, 16-bit PCM WAV audio, in prompt order); the server's Gemma 4 processor expands our
+``<|image|>``/``<|audio|>`` placeholders as the embedded engine does. Serve with
+``--enable-scale-out`` (vLLM 0.32+) for this. The sampling parameters are the completions
+path's: ``/v1/completions/render`` turns the same body (with a one-token prompt) into vLLM's
+SamplingParams, generation-config defaults included. ``modalities=`` says what the served model
+takes (default image and audio; the server refuses what its checkpoint lacks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import io
 import json
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +41,20 @@ import httpx
 from ...errors import ConfigError, EngineRequestFailed, EngineUnavailable
 from ...prompts.tokens import Tokenizer
 from . import segments
-from .base import EngineDelta, EngineInfo, EngineRequest, FinishReason
+from .base import EngineDelta, EngineInfo, EngineRequest, FinishReason, MediaItem
 from .segments import Chunk
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+GENERATE_PATH = "/inference/v1/generate"  # vLLM's token-in endpoint that takes media
+RENDER_PATH = "/v1/completions/render"  # completions body -> vLLM SamplingParams
+SCALE_OUT_FIX = (
+    "restart vllm serve with --enable-scale-out (vLLM 0.32 or later), or use the embedded "
+    "engine (--engine vllm)"
+)
+# What vLLM answers (HTTP 400) for media the served model cannot take.
+_MEDIA_REFUSED = re.compile(r"At most \d+ \w+\(s\) may be provided|is not a multimodal model")
 
 
 @dataclass(slots=True)
@@ -78,6 +99,8 @@ class OpenAIHTTPEngine:
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        modalities: Iterable[str] = ("image", "audio"),
+        image_soft_tokens: int = 280,
     ) -> None:
         if not base_urls:
             raise ConfigError("give at least one --base-url (e.g. http://localhost:8000)")
@@ -99,6 +122,8 @@ class OpenAIHTTPEngine:
             variant=variant,
             max_model_len=max_model_len or 0,
             supports_grammar=supports_grammar,
+            modalities=frozenset({"text", *modalities}),
+            image_soft_tokens=image_soft_tokens,
         )
 
     @classmethod
@@ -149,12 +174,8 @@ class OpenAIHTTPEngine:
             if isinstance(m.get("max_model_len"), int):
                 lens.append(int(m["max_model_len"]))
         max_len = min(lens) if lens else self.info.max_model_len or 8192
-        self.info = EngineInfo(
-            model=self._model or self.info.model,
-            variant=self.info.variant,
-            max_model_len=max_len,
-            supports_grammar=self.info.supports_grammar,
-            modalities=self.info.modalities,
+        self.info = dataclasses.replace(
+            self.info, model=self._model or self.info.model, max_model_len=max_len
         )
 
     def count_tokens(self, text: str) -> int:
@@ -176,8 +197,16 @@ class OpenAIHTTPEngine:
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineDelta]:
         if self._client.is_closed:
             raise EngineUnavailable("the HTTP engine was closed; create a new one")
+        parts: list[dict[str, str]] = []
         if request.media:
-            raise ConfigError("the HTTP engine sends text prompts only (no images or audio)")
+            missing = {m.modality for m in request.media} - self.info.modalities
+            if missing:
+                raise ConfigError(
+                    f"this HTTP engine takes no {'/'.join(sorted(missing))} input (it was "
+                    f"created with modalities {sorted(self.info.modalities)})"
+                )
+            # Encoded once: every segment and retry of this request sends the same media.
+            parts = await asyncio.to_thread(content_parts, request.media)
         ids = list(request.prompt_ids)
         max_len = self.info.max_model_len or 1 << 30
         room = max_len - len(ids)
@@ -194,9 +223,16 @@ class OpenAIHTTPEngine:
             attempt = 0
             while True:
                 body = self._body(request, prompt_ids + received, max_tokens - len(received), ban)
+                # The server counts what a later segment or a resumed attempt appended to the
+                # request's prompt; report the request's own (media-expanded) length.
+                appended = len(prompt_ids) - len(ids) + len(received)
                 try:
-                    async for chunk in self._post_stream(body):
+                    async for chunk in self._post_stream(body, parts):
                         received += chunk.token_ids
+                        if appended and chunk.prompt_tokens is not None:
+                            chunk = dataclasses.replace(
+                                chunk, prompt_tokens=chunk.prompt_tokens - appended
+                            )
                         yield chunk
                         if chunk.finish_reason is not None:
                             return
@@ -269,18 +305,60 @@ class OpenAIHTTPEngine:
         self._rr += 1
         return ties[self._rr % len(ties)]
 
-    async def _post_stream(self, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
+    async def _generate_body(
+        self, url: str, body: dict[str, Any], parts: list[dict[str, str]]
+    ) -> dict[str, Any]:
+        """The /inference/v1/generate body for a completions ``body`` plus media.
+
+        The server renders the completions body (with a one-token prompt: the sampling
+        parameters do not depend on the prompt) into the SamplingParams /v1/completions would
+        use, so both paths sample alike.
+        """
+        probe = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        probe["prompt"] = body["prompt"][:1]
+        resp = await self._client.post(f"{url}{RENDER_PATH}", json=probe)
+        if resp.status_code != 200:
+            _raise_for_status(url, resp, RENDER_PATH)
+        try:
+            sampling = resp.json()[0]["sampling_params"]
+        except (ValueError, LookupError, TypeError) as e:
+            raise EngineRequestFailed(
+                f"{url}{RENDER_PATH} answered {resp.text[:200]!r}, not a render result: is "
+                "this vllm serve 0.32 or later?"
+            ) from e
+        out: dict[str, Any] = {
+            "model": body["model"],
+            "token_ids": body["prompt"],
+            "content_parts": parts,
+            "sampling_params": sampling,
+            "stream": True,
+            # Usage on every chunk: the first one tells the prompt length after the server
+            # expanded the media placeholders.
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+        }
+        for k in ("cache_salt", "request_id"):
+            if k in body:
+                out[k] = body[k]
+        return out
+
+    async def _post_stream(
+        self, body: dict[str, Any], parts: list[dict[str, str]]
+    ) -> AsyncGenerator[Chunk, None]:
         replica = self._pick()
         replica.in_flight += 1
         got_any = False
         try:
             try:
+                path, payload = "/v1/completions", body
+                if parts:
+                    path = GENERATE_PATH
+                    payload = await self._generate_body(replica.url, body, parts)
                 async with self._client.stream(
-                    "POST", f"{replica.url}/v1/completions", json=body
+                    "POST", f"{replica.url}{path}", json=payload
                 ) as resp:
                     if resp.status_code != 200:
                         await resp.aread()
-                        _raise_for_status(replica.url, resp)
+                        _raise_for_status(replica.url, resp, path)
                     async for chunk in _sse_chunks(resp):
                         got_any = True
                         yield chunk
@@ -299,13 +377,42 @@ def _normalize(url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-def _raise_for_status(url: str, resp: httpx.Response) -> None:
+def content_parts(media: Iterable[MediaItem]) -> list[dict[str, str]]:
+    """Media as /inference/v1/generate content parts, in prompt order (vLLM matches the n-th
+    item of a modality to its n-th placeholder): images as PNG, audio as 16-bit PCM WAV."""
+    parts = []
+    for item in media:
+        buf = io.BytesIO()
+        if item.modality == "image":
+            item.data.save(buf, format="PNG")
+            kind, mime = "image_url", "image/png"
+        elif item.modality == "audio":
+            import soundfile
+
+            samples, rate = item.data
+            soundfile.write(buf, samples, int(rate), format="WAV", subtype="PCM_16")
+            kind, mime = "audio_url", "audio/wav"
+        else:
+            raise ConfigError(f"the HTTP engine cannot send {item.modality!r} media")
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        parts.append({"type": kind, "url": f"data:{mime};base64,{data}"})
+    return parts
+
+
+def _raise_for_status(url: str, resp: httpx.Response, path: str = "/v1/completions") -> None:
     code = resp.status_code
     try:
         detail = resp.json()
-        message = detail.get("error", {}).get("message") or detail.get("message") or detail
+        message = (
+            detail.get("error", {}).get("message")
+            or detail.get("message")
+            or detail.get("detail")  # FastAPI's own errors (an unknown route)
+            or detail
+        )
     except (ValueError, AttributeError):
         message = resp.text[:300]
+    if path != "/v1/completions":
+        _raise_for_media_status(url, code, message, path)
     if code in RETRY_STATUS:
         ra = resp.headers.get("retry-after")
         try:
@@ -320,8 +427,24 @@ def _raise_for_status(url: str, resp: httpx.Response) -> None:
     raise EngineRequestFailed(f"{url} rejected the request (HTTP {code}): {message}")
 
 
+def _raise_for_media_status(url: str, code: int, message: Any, path: str) -> None:
+    """Errors of the media path that mean the server is not set up for it."""
+    if code == 403:
+        raise ConfigError(
+            f"{url} refused images/audio on {path} (HTTP 403: {message}): {SCALE_OUT_FIX}"
+        )
+    if code in (404, 405) and message in ("Not Found", "Method Not Allowed"):
+        raise ConfigError(f"{url} has no {path} endpoint (HTTP {code}): {SCALE_OUT_FIX}")
+    if code == 400 and _MEDIA_REFUSED.search(str(message)):
+        raise ConfigError(
+            f"{url} cannot take these images/audio: {message} Serve a checkpoint with the "
+            "vision/audio tower and a large enough --limit-mm-per-prompt, or attach fewer"
+        )
+
+
 async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[Chunk]:
-    """Server-sent events of /v1/completions as Chunks (usage arrives in the last event)."""
+    """Server-sent events of /v1/completions or /inference/v1/generate as Chunks (usage
+    arrives in the last event, and in every event with ``continuous_usage_stats``)."""
     pending: Chunk | None = None
     async for line in resp.aiter_lines():
         if not line.startswith("data:"):
@@ -333,12 +456,14 @@ async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[Chunk]:
         if "error" in event:
             raise EngineRequestFailed(f"the server failed the request: {event['error']}")
         usage = event.get("usage")
+        prompt = usage.get("prompt_tokens") if isinstance(usage, Mapping) else None
+        prompt_tokens = int(prompt) if isinstance(prompt, int) else None
         choices = event.get("choices") or []
         if choices:
             c = choices[0]
             ids = list(c.get("token_ids") or [])
             finish = _finish(c.get("finish_reason"))
-            chunk = Chunk(ids, finish)
+            chunk = Chunk(ids, finish, prompt_tokens=prompt_tokens)
             if finish is not None:
                 # Hold the finishing chunk back until the usage event (cached tokens).
                 pending = chunk
@@ -347,7 +472,12 @@ async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[Chunk]:
         if usage is not None and pending is not None:
             details = usage.get("prompt_tokens_details") or {}
             cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-            yield Chunk(pending.token_ids, pending.finish_reason, int(cached or 0))
+            yield Chunk(
+                pending.token_ids,
+                pending.finish_reason,
+                int(cached or 0),
+                prompt_tokens if prompt_tokens is not None else pending.prompt_tokens,
+            )
             pending = None
     if pending is not None:
         yield pending

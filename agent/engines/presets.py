@@ -45,13 +45,9 @@ class ModelPreset:
             "language_model_only": not media,
         }
         if media:
-            from ..media import MediaLimits  # vLLM must admit what our own check lets through
-
-            limits = MediaLimits()
-            per_kind = {"image": limits.max_images, "audio": limits.max_audio_clips}
-            args["limit_mm_per_prompt"] = {
-                m: per_kind[m] for m in sorted(self.modalities - {"text"})
-            }
+            args["limit_mm_per_prompt"] = media_limits_for_vllm(
+                with_audio="audio" in self.modalities
+            )
         args.update({k: v for k, v in overrides.items() if v is not None})
         if args["max_model_len"] > self.context_length:
             raise ConfigError(
@@ -59,6 +55,18 @@ class ModelPreset:
                 f"({self.context_length}); use at most {self.context_length}"
             )
         return args
+
+
+def media_limits_for_vllm(*, with_audio: bool) -> dict[str, int]:
+    """vLLM's per-prompt media limits: what our own check lets through, and no video (never
+    sent; vLLM would otherwise reserve encoder budget for it)."""
+    from ..media import MediaLimits
+
+    limits = MediaLimits()
+    out = {"image": limits.max_images, "video": 0}
+    if with_audio:
+        out["audio"] = limits.max_audio_clips
+    return out
 
 
 _K = 1024
@@ -209,6 +217,18 @@ def presets_table() -> list[dict[str, str]]:
             "default max_model_len": "8K",
             "kv cache": "auto",
             "input": "text",
+        }
+    )
+    rows.append(
+        {
+            "preset": "tiny-mm",
+            "model": "built locally (random weights)",
+            "size": "~0.4M + tiny vision/audio towers",
+            "family": "S",
+            "context": "128K",
+            "default max_model_len": "8K",
+            "kv cache": "auto",
+            "input": "audio, image, text",
         }
     )
     return rows

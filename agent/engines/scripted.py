@@ -7,6 +7,9 @@ without a final stop marker gets one: ``<|tool_response>`` after a tool call, el
 
 ``modalities=("image", "audio")`` declares a multimodal model: requests may then carry media,
 and, as in vLLM, each must match one ``<|image|>``/``<|audio|>`` placeholder id of the prompt.
+Like vLLM it counts each medium as its expanded size (``<|image>`` + soft tokens + ``<image|>``,
+``image_soft_tokens`` per image at most): in the usage it reports and in its refusal of a
+prompt that does not fit ``max_model_len``.
 
     engine = ScriptedEngine(["Hello!"])
     agent = Agent(engine=engine)
@@ -72,9 +75,15 @@ class ScriptedEngine:
         supports_grammar: bool = False,
         model: str = "scripted",
         modalities: Iterable[str] = ("text",),
+        image_soft_tokens: int = 280,
     ) -> None:
         if chunk_tokens < 1:
             raise ValueError("chunk_tokens must be at least 1")
+        if image_soft_tokens not in (70, 140, 280, 560, 1120):
+            raise ValueError(
+                f"image_soft_tokens must be 70, 140, 280, 560 or 1120 (Gemma 4), "
+                f"not {image_soft_tokens}"
+            )
         self.tokenizer: Tokenizer = tokenizer or ByteTokenizer()
         self.info = EngineInfo(
             model=model,
@@ -82,6 +91,7 @@ class ScriptedEngine:
             max_model_len=max_model_len,
             supports_grammar=supports_grammar,
             modalities=frozenset({"text", *modalities}),
+            image_soft_tokens=image_soft_tokens,
         )
         self.outputs: list[ScriptedOutput] = list(outputs)
         self.requests: list[ScriptedRequest] = []
@@ -92,6 +102,9 @@ class ScriptedEngine:
         # The previous request (prompt, output ids): the simulated prefix cache.
         self._last: tuple[Sequence[int], list[int]] | None = None
         self._stop_ids = {self.tokenizer.control_id(m) for m in STOP_MARKERS}
+        # Placeholder positions found so far in an append-only prompt list: (list, length
+        # scanned, [(position, modality)]). The next prompt on the same list scans its tail only.
+        self._scan: tuple[list[int] | None, int, list[tuple[int, str]]] = (None, 0, [])
 
     def add(self, *outputs: ScriptedOutput) -> None:
         self.outputs.extend(outputs)
@@ -139,8 +152,11 @@ class ScriptedEngine:
             return n
         return next(i for i in range(n) if a[i] != b[i])
 
-    def _check_media(self, request: EngineRequest) -> None:
-        """What vLLM checks: modalities the model takes, one media item per placeholder id."""
+    def _check_media(self, request: EngineRequest) -> list[tuple[int, int]]:
+        """What vLLM checks: modalities the model takes, one media item per placeholder id.
+
+        Returns (position, ids added) for each placeholder: the expansion of its medium.
+        """
         kinds = {m.modality for m in request.media}
         if kinds - self.info.modalities:
             from ...errors import ConfigError
@@ -150,18 +166,44 @@ class ScriptedEngine:
                 f"{sorted(kinds - self.info.modalities)} (ScriptedEngine(modalities=...))"
             )
         if not request.media and self.info.modalities == {"text"}:
-            return  # text-only: no scan, requests stay O(1) in the prompt's length
+            return []  # text-only: no scan, requests stay O(1) in the prompt's length
+        found = self._placeholders(request.prompt_ids)
+        expansion: list[tuple[int, int]] = []
         for kind, marker in (("image", IMAGE), ("audio", AUDIO)):
-            placeholder = self.tokenizer.control_id(marker)
-            in_prompt = sum(1 for t in request.prompt_ids if t == placeholder)
-            given = sum(1 for m in request.media if m.modality == kind)
-            if in_prompt != given:
+            at = [pos for pos, k in found if k == kind]
+            items = [m for m in request.media if m.modality == kind]
+            if len(at) != len(items):
                 from ...errors import EngineRequestFailed
 
                 raise EngineRequestFailed(
-                    f"the prompt has {in_prompt} {marker} placeholders but {given} {kind} "
+                    f"the prompt has {len(at)} {marker} placeholders but {len(items)} {kind} "
                     "items were passed"
                 )
+            if items:
+                from ..media import media_item_tokens
+
+                soft = self.info.image_soft_tokens
+                for pos, item in zip(at, items, strict=True):
+                    expansion.append((pos, media_item_tokens(item, image_soft_tokens=soft) - 1))
+        return expansion
+
+    def _placeholders(self, prompt: Sequence[int]) -> list[tuple[int, str]]:
+        """(position, modality) of every media placeholder id, in order."""
+        ids = {self.tokenizer.control_id(IMAGE): "image", self.tokenizer.control_id(AUDIO): "audio"}
+        base, scanned, found = self._scan
+        if isinstance(prompt, PromptIds) and prompt.base is base and len(prompt) >= scanned:
+            start, found = scanned, list(found)  # the same append-only list: scan the tail
+            source: list[int] = prompt.base
+        else:
+            start, found = 0, []
+            source = prompt.base if isinstance(prompt, PromptIds) else list(prompt)
+        for pos in range(start, len(prompt)):
+            kind = ids.get(source[pos])
+            if kind is not None:
+                found.append((pos, kind))
+        if isinstance(prompt, PromptIds):
+            self._scan = (prompt.base, len(prompt), found)
+        return found
 
     def _with_stop(self, text: str) -> str:
         if text.endswith(STOP_MARKERS):
@@ -181,7 +223,15 @@ class ScriptedEngine:
         if not isinstance(prompt, PromptIds):
             record._ids = tuple(prompt)  # a caller's list may change later: snapshot it now
         self.requests.append(record)
-        self._check_media(request)
+        expansion = self._check_media(request)
+        prompt_len = len(prompt) + sum(n for _, n in expansion)
+        if prompt_len >= self.info.max_model_len:
+            from ...errors import EngineRequestFailed
+
+            raise EngineRequestFailed(  # vLLM's check, media expanded
+                f"the prompt ({prompt_len} tokens) plus at least one output token is longer than "
+                f"the maximum model length of {self.info.max_model_len}"
+            )
         if self._next >= len(self.outputs):
             raise AssertionError(
                 f"ScriptedEngine: request {len(self.requests)} but only "
@@ -201,6 +251,7 @@ class ScriptedEngine:
         elif ids and ids[-1] not in self._stop_ids:
             finish = "length"
         cached = self._cached_prefix(prompt)
+        cached += sum(n for pos, n in expansion if pos < cached)  # counted expanded, as in vLLM
         self._last = (prompt, ids)
         step = self.chunk_tokens
         for start in range(0, max(len(ids), 1), step):
@@ -212,5 +263,5 @@ class ScriptedEngine:
                 token_ids=chunk,
                 text=self.tokenizer.decode(chunk),
                 finish_reason=finish if last else None,
-                usage=EngineUsage(len(prompt), cached, len(ids)) if last else None,
+                usage=EngineUsage(prompt_len, cached, len(ids)) if last else None,
             )

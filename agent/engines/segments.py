@@ -23,6 +23,8 @@ class Chunk:
     token_ids: Sequence[int]
     finish_reason: FinishReason | None = None  # set when the backend request finished
     cached_prompt_tokens: int | None = None  # reported by the backend (first chunk or last)
+    # The prompt length the model saw, when the backend says: media placeholders expanded.
+    prompt_tokens: int | None = None
 
 
 RunSegment = Callable[[list[int], int, bool], AsyncGenerator[Chunk, None]]
@@ -74,9 +76,10 @@ async def stream(
     emitted: list[int] = []
     thought = 0
     cached: int | None = None
+    prompt_tokens: int | None = None
 
     def usage() -> EngineUsage:
-        return EngineUsage(len(ids), cached or 0, len(emitted))
+        return EngineUsage(prompt_tokens or len(ids), cached or 0, len(emitted))
 
     if in_thought and budget is not None and budget <= 0:
         # Thinking off for this step: close the channel the prompt opened.
@@ -92,6 +95,8 @@ async def stream(
             async for chunk in segment:
                 if cached is None and chunk.cached_prompt_tokens is not None:
                     cached = chunk.cached_prompt_tokens
+                if prompt_tokens is None and chunk.prompt_tokens is not None:
+                    prompt_tokens = chunk.prompt_tokens  # the first segment's: no output in it
                 keep: list[int] = []
                 for t in chunk.token_ids:
                     keep.append(t)

@@ -25,6 +25,8 @@ from ...prompts import tokens as T
 
 # Bump when anything below changes the files written: cached copies are keyed by it.
 TINY_MODEL_VERSION = "4"
+TINY_MM_VERSION = "1"  # the multimodal variant's own files (towers, processor) on top
+TINY_IMAGE_SOFT_TOKENS = 70  # the smallest budget real checkpoints offer
 TINY_SEED = 1234
 TINY_VOCAB_TARGET = 2048
 
@@ -261,28 +263,45 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "gemma-agent"
 
 
-def tiny_model_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cached tiny model folder, built on first use (about 10 s), then instant."""
+def tiny_model_path(
+    cache_dir: str | os.PathLike[str] | None = None, *, multimodal: bool = False
+) -> Path:
+    """The cached tiny model folder, built on first use (about 10 s), then instant.
+
+    ``multimodal``: the Gemma4ForConditionalGeneration variant with tiny vision and audio towers
+    and the processor files, so images and audio go through the real vLLM pipeline.
+    """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = root / f"tiny-gemma4-v{TINY_MODEL_VERSION}"
-    if _is_complete(path):
+    path = root / _folder_name(multimodal)
+    if _is_complete(path, multimodal):
         return path
     root.mkdir(parents=True, exist_ok=True)
     # Several processes (pytest workers, a server fixture) may ask at once: build under a lock.
-    with open(root / f".tiny-gemma4-v{TINY_MODEL_VERSION}.lock", "w") as lock:
+    with open(root / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _is_complete(path):
-            build_tiny_model(path)
+        if not _is_complete(path, multimodal):
+            build_tiny_model(path, multimodal=multimodal)
     return path
 
 
-def _is_complete(path: Path) -> bool:
+def _folder_name(multimodal: bool) -> str:
+    if multimodal:
+        return f"tiny-gemma4-mm-v{TINY_MODEL_VERSION}.{TINY_MM_VERSION}"
+    return f"tiny-gemma4-v{TINY_MODEL_VERSION}"
+
+
+def _is_complete(path: Path, multimodal: bool = False) -> bool:
     marker = path / ".complete"
-    return marker.is_file() and marker.read_text().strip() == TINY_MODEL_VERSION
+    return marker.is_file() and marker.read_text().strip() == _version(multimodal)
 
 
-def build_tiny_model(path: str | os.PathLike[str]) -> Path:
-    """Write the tiny model (config, weights, tokenizer, generation config, chat template).
+def _version(multimodal: bool) -> str:
+    return f"{TINY_MODEL_VERSION}.{TINY_MM_VERSION}" if multimodal else TINY_MODEL_VERSION
+
+
+def build_tiny_model(path: str | os.PathLike[str], *, multimodal: bool = False) -> Path:
+    """Write the tiny model (config, weights, tokenizer, generation config, chat template; with
+    ``multimodal`` also the vision and audio towers and the processor files).
 
     Writes into a temporary sibling folder and renames it into place, so a reader never sees a
     half-written model. An existing non-empty folder that is not a tiny model is refused.
@@ -294,7 +313,7 @@ def build_tiny_model(path: str | os.PathLike[str]) -> Path:
         )
     try:
         import torch
-        from transformers import Gemma4ForCausalLM, Gemma4TextConfig
+        import transformers
     except ImportError as e:
         raise ConfigError(
             "building the tiny model needs torch and transformers: install the CPU engine with "
@@ -305,13 +324,22 @@ def build_tiny_model(path: str | os.PathLike[str]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         tok = _train_tokenizer()
-        _save_tokenizer(tok, tmp)
+        _save_tokenizer(tok, tmp, multimodal=multimodal)
         vocab = -(-tok.get_vocab_size() // 64) * 64  # a multiple of 64, like real vocabularies
         ids = {m: tok.token_to_id(m) for m in SPECIAL_TOKENS}
-        config = Gemma4TextConfig(**_config_kwargs(vocab, ids))
+        text = _config_kwargs(vocab, ids)
+        config: Any
+        if multimodal:
+            text.pop("architectures")
+            config = transformers.Gemma4Config(text_config=text, **_media_config(ids))
+            config.architectures = ["Gemma4ForConditionalGeneration"]
+            model_cls: Any = transformers.Gemma4ForConditionalGeneration
+        else:
+            config = transformers.Gemma4TextConfig(**text)
+            model_cls = transformers.Gemma4ForCausalLM
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_SEED)
-            model = Gemma4ForCausalLM(config).float().eval()
+            model = model_cls(config).float().eval()
         model.save_pretrained(tmp, safe_serialization=True)
         gen = {
             "bos_token_id": ids[T.BOS],
@@ -325,14 +353,21 @@ def build_tiny_model(path: str | os.PathLike[str]) -> Path:
         }
         (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
         (tmp / "chat_template.jinja").write_text(chat_template_text())
+        if multimodal:
+            _save_processor(tmp)
+        arch = (
+            "Gemma4ForConditionalGeneration (tiny vision and audio towers; images cost "
+            f"{TINY_IMAGE_SOFT_TOKENS} soft tokens at most)"
+            if multimodal
+            else "Gemma4ForCausalLM (text only)"
+        )
         (tmp / "README.md").write_text(
             "# tiny random-weight Gemma 4 (gemma-agent)\n\n"
             "Random weights: the output is noise. Built by `gemma-agent tiny-model`, version "
-            f"{TINY_MODEL_VERSION}, seed {TINY_SEED}. Architecture Gemma4ForCausalLM "
-            "(text only), a byte-level BPE tokenizer holding every Gemma 4 control token as "
-            "one token.\n"
+            f"{_version(multimodal)}, seed {TINY_SEED}. Architecture {arch}, a byte-level BPE "
+            "tokenizer holding every Gemma 4 control token as one token.\n"
         )
-        (tmp / ".complete").write_text(TINY_MODEL_VERSION + "\n")
+        (tmp / ".complete").write_text(_version(multimodal) + "\n")
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
@@ -340,6 +375,69 @@ def build_tiny_model(path: str | os.PathLike[str]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _media_config(ids: dict[str, int]) -> dict[str, Any]:
+    """Tiny towers of the real shapes' kinds: SigLIP-style vision (16 px patches pooled 3x3)
+    and the conformer audio encoder (128 mel bins)."""
+    return {
+        "vision_config": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "patch_size": 16,
+            "pooling_kernel_size": 3,
+            "position_embedding_size": 1024,
+            # vLLM's per-image budget; real checkpoints use 280. Small keeps CPU requests fast.
+            "default_output_length": TINY_IMAGE_SOFT_TOKENS,
+        },
+        "audio_config": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "subsampling_conv_channels": [128, 4],  # [0] must be the mel bins (128)
+            "output_proj_dims": 32,
+        },
+        "image_token_id": ids[T.IMAGE],
+        "boi_token_id": ids["<|image>"],
+        "eoi_token_id": ids["<image|>"],
+        "audio_token_id": ids[T.AUDIO],
+        "boa_token_id": ids["<|audio>"],
+        "eoa_token_index": ids["<audio|>"],
+        "video_token_id": ids[T.VIDEO],
+        "tie_word_embeddings": True,
+    }
+
+
+def _save_processor(folder: Path) -> None:
+    """Gemma4Processor's files (image processor, audio feature extractor, tokenizer)."""
+    import importlib.util
+
+    from transformers import AutoTokenizer
+    from transformers.models.gemma4 import Gemma4AudioFeatureExtractor
+    from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
+
+    from .vllm import register_plugin
+
+    register_plugin()  # without torchvision, Gemma4Processor needs our fixes to be built
+    from transformers.models.gemma4.processing_gemma4 import Gemma4Processor
+
+    parts: dict[str, Any] = {}
+    if importlib.util.find_spec("torchvision") is not None:
+        from transformers.models.gemma4.video_processing_gemma4 import Gemma4VideoProcessor
+
+        parts["video_processor"] = Gemma4VideoProcessor()
+    processor = Gemma4Processor(
+        feature_extractor=Gemma4AudioFeatureExtractor(),
+        image_processor=Gemma4ImageProcessorPil(max_soft_tokens=TINY_IMAGE_SOFT_TOKENS),
+        tokenizer=AutoTokenizer.from_pretrained(folder),
+        image_seq_length=TINY_IMAGE_SOFT_TOKENS,
+        **parts,
+    )
+    processor.save_pretrained(folder)
 
 
 def _config_kwargs(vocab: int, ids: dict[str, int]) -> dict[str, Any]:
@@ -398,7 +496,7 @@ def _train_tokenizer() -> Any:
     return tok
 
 
-def _save_tokenizer(tok: Any, folder: Path) -> None:
+def _save_tokenizer(tok: Any, folder: Path, *, multimodal: bool = False) -> None:
     tok.save(str(folder / "tokenizer.json"))
     specials = {
         i: {
@@ -424,6 +522,15 @@ def _save_tokenizer(tok: Any, folder: Path) -> None:
         "added_tokens_decoder": {str(i): v for i, v in specials.items()},
         "chat_template": chat_template_text(),
     }
+    if multimodal:  # how Gemma4Processor finds the media markers (as on real checkpoints)
+        config["extra_special_tokens"] = {
+            "image_token": T.IMAGE,
+            "boi_token": "<|image>",
+            "eoi_token": "<image|>",
+            "audio_token": T.AUDIO,
+            "boa_token": "<|audio>",
+            "eoa_token": "<audio|>",
+        }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     (folder / "special_tokens_map.json").write_text(
         json.dumps({"bos_token": T.BOS, "eos_token": T.EOS, "pad_token": T.PAD}, indent=2) + "\n"

