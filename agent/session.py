@@ -231,3 +231,14 @@ def load_session(path: Path) -> SessionState:
         state.history.append(pending.model_copy(update={"tool_results": done}))
         state.interrupted_turn = pending.id
     return state
+
+
+def last_model(state: SessionState) -> tuple[str, str | None] | None:
+    """The model of a session's last run and its variant (None when the log predates variants):
+    its last ``run_started`` event (each run records the model it ran on; a session can switch
+    models between runs), else the model its meta line was created with."""
+    for event in reversed(state.events):
+        if event.get("kind") == "run_started" and event.get("model"):
+            return str(event["model"]), (str(event.get("variant") or "") or None)
+    model = state.meta.get("model")
+    return (str(model), None) if model else None

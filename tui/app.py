@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker
 
+from ..agent.engines.base import Engine
 from ..agent.events import (
     ApprovalDecision,
     ApprovalRequested,
@@ -57,7 +58,15 @@ from .blocks import (
     UserBlock,
 )
 from .chrome import CommandMenu, EngineProgress, PromptInput, StatusBar
-from .commands import BY_NAME, help_text, parse_command
+from .commands import (
+    BY_NAME,
+    Choice,
+    help_text,
+    model_choices,
+    model_problem,
+    parse_command,
+    parse_model_args,
+)
 from .config import APPROVAL_MODES, THINKING_DISPLAYS, ThinkingDisplay, TuiSettings
 from .export import transcript_markdown
 from .heap import HeapPolicy
@@ -70,6 +79,9 @@ REVEAL_LINES = 2  # scrolling up this close to the top shows older archived bloc
 SETTLE_SECONDS = 0.5  # after a run, the full garbage collection waits this long
 
 BackendFactory = Callable[[], Awaitable[Backend]]
+# Starts the engine for `/model`: the engine settings it was given (``model``, ``variant`` and
+# any other CLI engine flags; `agent.engines.factory.EngineConfig` fields).
+EngineFactory = Callable[[dict[str, Any]], Awaitable[Engine]]
 
 TINY_BANNER = (
     "No GPU or no Gemma weights here: running the tiny random-weight model. Its outputs are "
@@ -99,6 +111,24 @@ class MainScreen(Screen[None]):
         if isinstance(widget, Archive):
             scroll_visible = False
         super().set_focus(widget, scroll_visible, from_app_focus)
+
+
+@dataclass
+class ModelSwitch:
+    """A `/model` switch under way: the new engine starts while the current one serves."""
+
+    name: str
+    settings: dict[str, Any]
+    started: float
+    text: str
+    replace: bool = False  # stop the current engine first (one GPU may not hold both)
+    engine: Engine | None = None  # started, waiting for the run in flight to end
+    down: bool = False  # (replace) the current engine is stopped or stopping
+
+    @property
+    def holds_tasks(self) -> bool:
+        """New tasks wait in the queue: the new engine takes over next, or none is up."""
+        return self.engine is not None or self.down
 
 
 @dataclass
@@ -141,6 +171,8 @@ class GemmaApp(App[int]):
         clock: Callable[[], float] = time.monotonic,
         starting_text: str = "Starting the engine",
         attachments: Sequence[Any] = (),
+        engine_factory: EngineFactory | None = None,
+        engine_settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if (backend is None) == (backend_factory is None):
@@ -169,6 +201,14 @@ class GemmaApp(App[int]):
         self.archive_pending = False
         self.attachments = list(attachments)  # sent with the first task (--image/--audio)
         self.heap = HeapPolicy()
+        self.engine_factory: EngineFactory = engine_factory or _create_engine
+        # What engine_factory needs to start the current model again (None: unknown); a
+        # failed `/model --replace` restarts it.
+        self.engine_settings = engine_settings
+        self.switch: ModelSwitch | None = None  # a /model switch under way
+        self.run_ended = asyncio.Event()  # set between runs (a switch waits for it)
+        self.run_ended.set()
+        self.retired: Engine | None = None  # a replaced engine still being closed
 
     # ---------------------------------------------------------------- layout
 
@@ -265,7 +305,7 @@ class GemmaApp(App[int]):
             self.resume_session(session_id)
         else:  # the engine's and libraries' objects, once (resume_session does it otherwise)
             self.set_timer(SETTLE_SECONDS, lambda: self.settle_heap(full=True))
-        if self.queue:
+        if self.queue and not self.switch_ready:
             self.start_run(self.queue.pop(0))
 
     # ---------------------------------------------------------------- frames
@@ -285,6 +325,8 @@ class GemmaApp(App[int]):
         now = self.clock()
         if self.backend is None and self.engine_error is None:
             self.query_one(EngineProgress).show(self.starting_text, now - self.engine_started_at)
+        elif self.switch is not None:
+            self.query_one(EngineProgress).show(self.switch.text, now - self.switch.started)
         for card in self.cards.values():
             if card.status == "running":
                 card.tick(now)
@@ -381,9 +423,11 @@ class GemmaApp(App[int]):
             return
         if text.startswith("//"):
             text = text[1:]
-        if self.backend is None or self.running:
+        if self.backend is None or self.running or self.switch_ready:
             self.queue.append(text)
-            why = "the engine is starting" if self.backend is None else "a run is in progress"
+            why = "a run is in progress" if self.running else "the model is switching"
+            if self.backend is None:
+                why = "the engine is starting"
             self.add_block(NoticeBlock(f"Queued: {why}; it will be sent next.", level="info"))
             return
         self.start_run(text)
@@ -404,6 +448,9 @@ class GemmaApp(App[int]):
             chosen = menu.chosen()
             if chosen is None:
                 return
+            if isinstance(chosen, Choice):
+                self.complete_choice(chosen, event.key)
+                return
             typed = self.prompt.text.strip()
             if typed == f"/{chosen.name}" and (event.key == "enter" or not chosen.usage):
                 # Already complete: Enter sends it as typed.
@@ -418,6 +465,20 @@ class GemmaApp(App[int]):
             if not chosen.usage:
                 self.prompt.submit()
 
+    def complete_choice(self, chosen: Choice, key: str) -> None:
+        """An argument completion (a model name after ``/model ``): Tab, or Enter on a name
+        being typed or picked with the arrows, fills it in; Enter on a complete line, or on
+        ``/model `` with nothing picked, sends what was typed."""
+        menu = self.query_one(CommandMenu)
+        typed = self.prompt.text.strip()
+        menu.display = False
+        self.prompt.menu_open = False
+        if key == "enter" and (typed == chosen.text or (" " not in typed and not menu.moved)):
+            self.prompt.submit()
+            return
+        self.prompt.load_text(chosen.text)
+        self.prompt.move_cursor(self.prompt.document.end)
+
     # ---------------------------------------------------------------- runs
 
     def start_run(self, task: str) -> None:
@@ -425,6 +486,7 @@ class GemmaApp(App[int]):
         names = tuple(_chip(a) for a in self.attachments)
         self.add_block(UserBlock(task, attachments=names))
         self.interrupted = False
+        self.run_ended.clear()
         self.status.set(running=True, step=0)
         self.run_worker_ = self.run_worker(
             self.drive(task), group="agent", exit_on_error=False, name="agent-run"
@@ -448,12 +510,18 @@ class GemmaApp(App[int]):
         finally:
             self.flush_frame()
             self.status.set(running=False)
+            self.run_ended.set()  # the agent's session is free again (the stream is closed)
             self.call_later(self.after_run)
 
     def after_run(self) -> None:
         self.archive_settled()
         self.set_timer(SETTLE_SECONDS, self.settle_heap)
-        if self.queue and not self.running and self.backend is not None:
+        self.next_queued()
+
+    def next_queued(self) -> None:
+        """Send the next queued task, unless a new engine is about to take over (the switch
+        sends it once the new engine is in place)."""
+        if self.queue and not self.running and self.backend is not None and not self.switch_ready:
             self.start_run(self.queue.pop(0))
 
     def on_interrupted(self) -> None:
@@ -783,6 +851,9 @@ class GemmaApp(App[int]):
         if self.running and name in ("compact", "undo-compact", "clear", "resume", "sessions"):
             self.say(f"/{name} waits for the run to end (Esc interrupts it).", level="warning")
             return
+        if self.switch is not None and name == "compact":
+            self.say(f"/compact waits for the switch to {self.switch.name}.", level="warning")
+            return
         match name:
             case "think":
                 self.command_think(backend, arg)
@@ -792,7 +863,7 @@ class GemmaApp(App[int]):
                 else:
                     self.set_approval(arg)
             case "model":
-                self.say(backend.describe())
+                self.command_model(backend, arg)
             case "tools":
                 lines = [
                     f"- **{n}** — {d.splitlines()[0] if d else ''}" for n, d in backend.tool_list()
@@ -827,6 +898,230 @@ class GemmaApp(App[int]):
                     )
             case _:
                 raise AssertionError(name)
+
+    # ---------------------------------------------------------------- /model
+
+    @property
+    def switch_ready(self) -> bool:
+        """Tasks wait: a new engine takes over when the run in flight ends, or (--replace) the
+        current engine is being stopped."""
+        return self.switch is not None and self.switch.holds_tasks
+
+    def model_overview(self, backend: Backend) -> str:
+        lines = [f"**Current:** {backend.describe()}", "", "**Switch with** `/model NAME`:", ""]
+        for name, about in model_choices():
+            lines.append(f"- `{name}` — {about}")
+        lines += [
+            "",
+            "or a local checkpoint folder (`/model /path/to/gemma-4-E4B-it`), or a Hugging Face "
+            "id with its variant (`/model org/model --variant E4B`). The engine flags of "
+            "`gemma-agent --help` apply too (`--engine http --base-url URL`, `--max-model-len N`). "
+            "The conversation is kept; the current model answers until the new one is ready.",
+        ]
+        if self.switch is not None:
+            lines += ["", f"Switching to {self.switch.name}…"]
+        return "\n".join(lines)
+
+    def command_model(self, backend: Backend, arg: str) -> None:
+        """``/model``: the current model and the choices; ``/model NAME ...``: switch to it."""
+        if not arg:
+            self.say(self.model_overview(backend), markdown=True)
+            return
+        if self.switch is not None:
+            self.say(
+                f"A switch to {self.switch.name} is under way; /model again when it is done.",
+                level="warning",
+            )
+            return
+        try:
+            settings = parse_model_args(arg)
+            name = settings["model"] = self.model_path(str(settings["model"]))
+            if set(settings) == {"model"} and _same_model(name, backend.model):
+                self.say(f"Already on {backend.model}.")
+                return
+            problem = model_problem(name, settings.get("variant"))
+            if problem is not None:
+                raise ConfigError(problem)
+        except ConfigError as e:
+            self.add_block(NoticeBlock(_error_text(e), level="error", title="Cannot switch"))
+            return
+        replace = bool(settings.pop("replace", False))
+        text = f"Starting {name}; {backend.model} answers until it is ready"
+        if replace:
+            text = f"Stopping {backend.model}, then starting {name}"
+        self.switch = ModelSwitch(name, settings, self.clock(), text, replace=replace)
+        progress = self.query_one(EngineProgress)
+        progress.show(text, 0.0)
+        progress.display = True
+        self.run_worker(self.switch_model(backend), group="switch", exit_on_error=False)
+
+    def model_path(self, name: str) -> str:
+        """A checkpoint folder given relative to the current folder or the workspace, made
+        absolute (the session log records it; a later --resume finds it from anywhere)."""
+        path = Path(name).expanduser()
+        for base in (Path.cwd(), self.workspace):
+            if base is not None and (base / path).is_dir():
+                return str((base / path).resolve())
+        return name
+
+    async def switch_model(self, backend: Backend) -> None:
+        """Start the new engine, hand the session to it between runs, then close the old one
+        (``--replace``: close it first). On failure the current engine stays in use (or, after
+        --replace, is started again)."""
+        switch = self.switch
+        assert switch is not None
+        progress = self.query_one(EngineProgress)
+        try:
+            if switch.replace:
+                switch.down = True  # new tasks wait from now on
+                await self.between_runs()
+                switch.text = f"Stopping {backend.model}"
+                await self.retire(backend.close_engine(), backend.model)
+                switch.text = f"Starting {switch.name} (tasks wait until it is up)"
+            try:
+                engine = await self.engine_factory(switch.settings)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                if switch.replace:
+                    await self.restore(backend, switch, e)
+                    return
+                hint = ""
+                if "memory" in str(e).lower():
+                    hint = (
+                        " If one GPU cannot hold both models, `/model NAME --replace` stops "
+                        "the current engine first."
+                    )
+                self.add_block(
+                    NoticeBlock(
+                        f"{_error_text(e)}\n\nStill on {backend.model}.{hint}",
+                        level="error",
+                        title=f"Could not switch to {switch.name}",
+                    )
+                )
+                return
+            switch.engine = engine
+            if not self.run_ended.is_set():
+                switch.text = f"{engine.info.model} is ready; it takes over when this run ends"
+            await self.between_runs()
+            try:
+                previous = backend.use_engine(engine)
+            except Exception as e:
+                with contextlib.suppress(Exception):
+                    await engine.aclose()
+                self.add_block(NoticeBlock(_error_text(e), level="error", title="Could not switch"))
+                return
+            switch.engine = None  # the agent's now
+            switch.down = False
+            self.engine_settings = switch.settings
+            # After --replace the previous engine is already closed.
+            await self.switched(backend, None if switch.replace else previous)
+        finally:
+            if self.switch is switch:
+                self.switch = None
+            if switch.engine is not None:  # started but never handed over (cancelled)
+                with contextlib.suppress(Exception):
+                    await switch.engine.aclose()
+            progress.display = self.backend is None and self.engine_error is None
+            self.next_queued()
+
+    async def between_runs(self) -> None:
+        """Until no run is in flight (the agent's session is free)."""
+        while not self.run_ended.is_set():
+            await self.run_ended.wait()
+
+    async def restore(self, backend: Backend, switch: ModelSwitch, error: Exception) -> None:
+        """A ``--replace`` switch failed after the old engine was stopped: start it again."""
+        why = _error_text(error)
+        title = f"Could not switch to {switch.name}"
+        if self.engine_settings is None:
+            self.add_block(
+                NoticeBlock(
+                    f"{why}\n\n{backend.model} was stopped and cannot be restarted from here: "
+                    "/model NAME starts an engine.",
+                    level="error",
+                    title=title,
+                )
+            )
+            return
+        switch.text = f"Starting {backend.model} again"
+        try:
+            engine = await self.engine_factory(self.engine_settings)
+            backend.use_engine(engine)  # the previous one is closed already
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.add_block(
+                NoticeBlock(
+                    f"{why}\n\nStarting {backend.model} again failed too: {_error_text(e)}\n"
+                    "/model NAME starts an engine.",
+                    level="error",
+                    title=title,
+                )
+            )
+            return
+        self.add_block(
+            NoticeBlock(f"{why}\n\nBack on {backend.model}.", level="error", title=title)
+        )
+
+    async def switched(self, backend: Backend, previous: Engine | None) -> None:
+        """The new engine is in place: status bar, notice, context check; then close the old."""
+        was_tiny = self.status.info.variant == "tiny"
+        self.status.set(
+            model=backend.model,
+            variant=backend.variant,
+            cache_hit=None,
+            thinking_tps=None,
+            answer_tps=None,
+        )
+        context = ""
+        try:
+            tokens, limit = await backend.context_usage()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the gauge is refreshed by the next run's usage anyway
+            tokens, limit = 0, 0
+            self.say(f"Could not measure the conversation on {backend.model}: {_error_text(e)}")
+        else:
+            self.status.set(context_tokens=tokens, context_limit=limit)
+            context = f" · context {limit} tokens"
+        variant = f" ({backend.variant})" if backend.variant else ""
+        self.say(f"Switched to {backend.model}{variant}{context}. The conversation continues.")
+        if backend.variant == "tiny" and not was_tiny:
+            self.add_block(NoticeBlock(TINY_BANNER, level="warning"))
+        if limit and tokens > limit:
+            if backend.compacts:
+                self.say(
+                    f"The conversation ({tokens} tokens) is longer than {backend.model}'s "
+                    f"context ({limit}): the next run compacts it first (or /compact now).",
+                    level="warning",
+                )
+            else:
+                self.say(
+                    f"The conversation ({tokens} tokens) is longer than {backend.model}'s "
+                    f"context ({limit}) and compaction is off: /clear starts a new session, "
+                    "or /model switches back.",
+                    level="warning",
+                )
+        self.next_queued()  # the new engine answers while the old one closes
+        if previous is not None:
+            name = previous.info.model
+            if self.switch is not None:
+                self.switch.text = f"Stopping {name}"
+            self.retired = previous
+            try:
+                await self.retire(previous.aclose(), name)
+            finally:
+                self.retired = None
+
+    async def retire(self, closing: Awaitable[None], name: str) -> None:
+        """Close a replaced engine (a vLLM engine's core process and memory go with it)."""
+        try:
+            await closing
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.say(f"{name} did not close cleanly: {_error_text(e)}", level="warning")
 
     def command_think(self, backend: Backend, arg: str) -> None:
         words = arg.split()
@@ -908,6 +1203,13 @@ class GemmaApp(App[int]):
         self.clear_transcript()
         self.render_history(history)
         self.say(f"Resumed session {session_id} ({len(history)} messages).")
+        path = self.backend.session_file()
+        last = _last_model(Path(path)) if path is not None else None
+        if last is not None and not _same_model(last[0], self.backend.model):
+            self.say(
+                f"This session last ran on {last[0]}; it continues on {self.backend.model} "
+                f"(/model {last[0]} switches back, the conversation is kept)."
+            )
 
     def render_history(self, history: list[Message]) -> None:
         """Show a saved conversation: settled blocks, straight into the archive."""
@@ -963,9 +1265,68 @@ class GemmaApp(App[int]):
 
     async def on_unmount(self) -> None:
         self.heap.release()
+        pending = [self.retired, self.switch.engine if self.switch is not None else None]
+        for engine in pending:  # a switch cut short by leaving: no engine left running
+            if engine is not None:
+                with contextlib.suppress(Exception):
+                    await engine.aclose()
         if self.backend is not None:
             with contextlib.suppress(Exception):
                 await self.backend.aclose()
+
+
+async def _create_engine(settings: dict[str, Any]) -> Engine:
+    """`/model` without an engine factory given: the settings alone (no launch flags)."""
+    from ..agent.engines.factory import create_engine
+
+    return await create_engine({**settings, "quiet": True})
+
+
+def _same_model(name: str, current: str) -> bool:
+    from ..agent.engines.presets import find_preset
+
+    a, b = find_preset(name), find_preset(current)
+    if a is not None or b is not None:
+        return a is b
+    return name == current
+
+
+# Engine flags that belong to one model: `/model` does not carry them over from the launch.
+MODEL_SETTINGS = frozenset(
+    {"model", "variant", "max_model_len", "kv_cache_dtype", "enable_expert_parallel"}
+)
+
+
+def switch_settings(launch: argparse.Namespace, changes: dict[str, Any]) -> dict[str, Any]:
+    """The engine settings for `/model`: the launch's flags (engine, base URL, GPU memory,
+    parallelism, media) without the ones that belong to the old model, then what /model gave."""
+    kept = {k: v for k, v in vars(launch).items() if k not in MODEL_SETTINGS and v is not None}
+    return {**kept, **changes, "quiet": True}
+
+
+def _last_model(path: Path) -> tuple[str, str | None] | None:
+    """The model (and variant) a saved session last ran on (None: unknown or unreadable)."""
+    from ..agent.session import last_model, load_session
+
+    try:
+        return last_model(load_session(path))
+    except ConfigError:
+        return None  # the resume itself reports it
+
+
+def _session_model(workspace: Path, session_id: str) -> tuple[str, str | None] | None:
+    """The model (and variant) a saved session last ran on, if it can be started again (a
+    preset, tiny, an existing folder or an HF id); None otherwise (the usual model applies)."""
+    from ..agent.session import session_path
+
+    try:
+        path = session_path(workspace / ".gemma-agent" / "sessions", session_id)
+    except ConfigError:
+        return None
+    found = _last_model(path)
+    if found is None or "://" in found[0] or model_problem(*found) is not None:
+        return None
+    return found
 
 
 def _settled(block: Widget) -> bool:
@@ -1044,6 +1405,15 @@ def run_tui(args: argparse.Namespace) -> int:
             "max_steps": getattr(args, "max_steps", None),
         },
     )
+    # --resume without --model: the model the session last ran on (a session can switch).
+    resume = getattr(args, "resume", None)
+    resumed_on = None
+    if resume and getattr(args, "model", None) is None:
+        resumed_on = _session_model(workspace, resume)
+        if resumed_on is not None:
+            args.model = resumed_on[0]
+            if getattr(args, "variant", None) is None:
+                args.variant = resumed_on[1]
     # The config file's model applies when no --model was given.
     if getattr(args, "model", None) is None and settings.model is not None:
         args.model = settings.model
@@ -1075,13 +1445,27 @@ def run_tui(args: argparse.Namespace) -> int:
             raise
         return AgentBackend(agent, thinking_budget=settings.thinking_budget)
 
+    async def switch_engine(changes: dict[str, Any]) -> Engine:
+        """`/model`: the launch's engine flags (engine, base URL, memory, parallelism, media)
+        with the model's own settings replaced by what /model gave."""
+        from ..agent.engines.factory import create_engine
+
+        return await create_engine(switch_settings(args, changes))
+
+    # What starts the launch model again (a failed `/model --replace` does).
+    launch_model = {k: v for k, v in vars(args).items() if k in MODEL_SETTINGS and v is not None}
+    starting = f"Starting the engine ({args.model or 'default model'})"
+    if resumed_on is not None:
+        starting = f"Starting the engine ({args.model}, the model session {resume} last used)"
     app = GemmaApp(
         backend_factory=start,
         settings=settings,
         workspace=workspace,
         resume=getattr(args, "resume", None),
         attachments=attachments,
-        starting_text=f"Starting the engine ({args.model or 'default model'})",
+        starting_text=starting,
+        engine_factory=switch_engine,
+        engine_settings=launch_model,
     )
     stdin = sys.__stdin__
     if stdin is not None and stdin.isatty():

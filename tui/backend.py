@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..agent.engines.base import EngineInfo
+from ..agent.engines.base import Engine, EngineInfo
 from ..agent.events import Event, HistoryCompacted, RunStarted, ToolCallStarted
 from ..agent.messages import Message
 from ..agent.session import session_path
@@ -45,6 +45,26 @@ class Backend(Protocol):
     @property
     def engine_info(self) -> EngineInfo | None:
         """The engine's model, variant, context length, input kinds (None: not started)."""
+        ...
+
+    @property
+    def compacts(self) -> bool:
+        """Whether a history too long for the context is compacted (else the run stops)."""
+        ...
+
+    def use_engine(self, engine: Engine) -> Engine | None:
+        """Continue the session on another engine from the next run (the history is kept);
+        returns the previous engine, for the caller to close. Not during a run."""
+        ...
+
+    async def close_engine(self) -> None:
+        """Stop the current engine (its process and memory) before another is started; the
+        session needs `use_engine` before its next run."""
+        ...
+
+    async def context_usage(self) -> tuple[int, int]:
+        """(tokens, usable limit) of the current session on the current engine; tokens is 0
+        before the first task."""
         ...
 
     def stream(self, task: str | list[Any]) -> AsyncIterator[Event]:
@@ -109,6 +129,29 @@ class AgentBackend:
     @property
     def engine_info(self) -> EngineInfo | None:
         return self.agent.engine_info
+
+    @property
+    def compacts(self) -> bool:
+        return self.agent.compactor is not None
+
+    def use_engine(self, engine: Engine) -> Engine | None:
+        # The TUI built the new engine: the agent owns it (closed with the app).
+        previous = self.agent.use_engine(engine, close_engine=True)
+        self.model, self.variant = engine.info.model, engine.info.variant
+        return previous
+
+    async def close_engine(self) -> None:
+        if self.agent.engine_info is not None:  # built: engine() returns it, builds nothing
+            engine = await self.agent.engine()
+            await engine.aclose()
+
+    async def context_usage(self) -> tuple[int, int]:
+        if self.session_id is not None:
+            await self._ensure_open()
+            return await self.agent.context_usage(self.session_id)
+        info = self.agent.engine_info
+        length = info.max_model_len if info is not None else 0
+        return 0, max(length - self.agent.max_output_tokens, 0)
 
     async def stream(self, task: str | list[Any]) -> AsyncIterator[Event]:
         self._before.clear()

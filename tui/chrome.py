@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from .commands import Command, complete
+from .commands import Choice, Command, complete, complete_argument
 from .format import fmt_tokens
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -201,7 +201,7 @@ class PromptInput(TextArea):
 
 
 class CommandMenu(OptionList):
-    """Slash-command completion shown above the prompt."""
+    """Slash-command completion shown above the prompt; after ``/model `` the model names."""
 
     DEFAULT_CSS = """
     CommandMenu { height: auto; max-height: 10; border: round $secondary; display: none; }
@@ -211,12 +211,16 @@ class CommandMenu(OptionList):
         super().__init__(id="command-menu")
         self.can_focus = False
         self.matches: list[Command] = []
+        self.choices: list[Choice] = []  # argument completions (matches is then empty)
+        self.moved = False  # the highlight was moved with the arrows since the menu opened
 
     def show_for(self, text: str) -> bool:
         matches = complete(text)
-        if matches == self.matches and self.display == bool(matches):
-            return bool(matches)
-        self.matches = matches
+        choices = [] if matches else complete_argument(text)
+        shown = bool(matches or choices)
+        if matches == self.matches and choices == self.choices and self.display == shown:
+            return shown
+        self.matches, self.choices, self.moved = matches, choices, False
         self.clear_options()
         for c in matches:
             label = Text(f"/{c.name}", style="bold")
@@ -224,18 +228,28 @@ class CommandMenu(OptionList):
                 label.append(f" {c.usage}", style="dim")
             label.append(f"  {c.help}", style="dim italic")
             self.add_option(Option(label, id=c.name))
-        self.display = bool(matches)
-        if matches:
+        for choice in choices:
+            label = Text(choice.label, style="bold")
+            label.append(f"  {choice.help}", style="dim italic")
+            self.add_option(Option(label))
+        self.display = shown
+        if shown:
             self.highlighted = 0
-        return bool(matches)
+        return shown
+
+    def _count(self) -> int:
+        return len(self.matches) or len(self.choices)
 
     def move(self, delta: int) -> None:
-        if not self.matches:
+        if not self._count():
             return
         current = self.highlighted or 0
-        self.highlighted = (current + delta) % len(self.matches)
+        self.highlighted = (current + delta) % self._count()
+        self.moved = True
 
-    def chosen(self) -> Command | None:
-        if not self.matches:
-            return None
-        return self.matches[self.highlighted or 0]
+    def chosen(self) -> Command | Choice | None:
+        if self.matches:
+            return self.matches[self.highlighted or 0]
+        if self.choices:
+            return self.choices[self.highlighted or 0]
+        return None

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import difflib
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +25,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("compact", "[focus]", "compact the history now (optionally keep a focus)"),
     Command("undo-compact", "", "revert the last compaction"),
     Command("clear", "", "start a new session with an empty transcript"),
-    Command("model", "", "show the model, variant and engine"),
+    Command("model", "[NAME|PATH] [--variant V]", "show or switch the model (keeps the chat)"),
     Command("tools", "", "list the tools the agent can call"),
     Command("approval", "read-only|ask|auto|yolo", "set the approval mode"),
     Command("plan", "", "show or hide the plan panel"),
@@ -54,6 +61,105 @@ def complete(prefix: str) -> list[Command]:
         return []
     typed = prefix[1:].lower()
     return [c for c in COMMANDS if c.name.startswith(typed)]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A completion of a command's argument: ``text`` replaces the whole prompt."""
+
+    text: str
+    label: str
+    help: str
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """The models ``/model`` offers by name: the presets, then the tiny models."""
+    from ..agent.engines.presets import PRESETS
+
+    out = [(p.name, f"{p.hf_id} · {p.size} · {p.max_model_len // 1024}K") for p in PRESETS.values()]
+    out.append(("tiny", "random weights, output is noise (wiring checks)"))
+    out.append(("tiny-mm", "tiny with random image/audio towers (media path checks)"))
+    return out
+
+
+def complete_argument(text: str) -> list[Choice]:
+    """Argument completions: ``/model `` + the start of a preset name."""
+    if "\n" in text or not text.lower().startswith("/model "):
+        return []
+    typed = text[len("/model ") :]
+    if " " in typed.strip() or typed.startswith(("-", ".", "/", "~")):
+        return []  # flags or a path: nothing to offer
+    key = typed.strip().lower()
+    return [
+        Choice(f"/model {name}", name, about)
+        for name, about in model_choices()
+        if name.lower().startswith(key)
+    ]
+
+
+class _ModelArgs(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"/model: {message}. {MODEL_USAGE}")
+
+
+MODEL_USAGE = (
+    "Usage: /model NAME|PATH [--variant V] [--replace] (and the engine flags of "
+    "`gemma-agent --help`: --engine, --base-url, --max-model-len, ...)"
+)
+
+
+def parse_model_args(arg: str) -> dict[str, Any]:
+    """``/model`` arguments as engine settings: ``model`` plus the CLI's engine flags that were
+    given (`agent.engines.factory.add_engine_arguments`), and ``replace`` (stop the current
+    engine before starting the new one: one GPU may not hold both). ConfigError on bad flags."""
+    from ..agent.engines.factory import add_engine_arguments
+
+    try:
+        words = shlex.split(arg)
+    except ValueError as e:
+        raise ConfigError(f"/model: {e} (quote a path with spaces). {MODEL_USAGE}") from e
+    parser = _ModelArgs(prog="/model", add_help=False)
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--replace", action="store_true", default=None)
+    add_engine_arguments(parser)
+    ns = parser.parse_args(words)
+    name = ns.name or ns.model
+    if not name:
+        raise ConfigError(f"/model: which model? {MODEL_USAGE}")
+    settings = {k: v for k, v in vars(ns).items() if v is not None and k != "name"}
+    settings["model"] = name
+    return settings
+
+
+def model_problem(name: str, variant: str | None = None) -> str | None:
+    """Why ``name`` cannot be a model, with the names that exist (None: it can be one: a
+    preset, ``tiny``, a checkpoint folder, or a Hugging Face id)."""
+    from ..agent.engines.presets import PRESETS, find_preset
+    from ..prompts.render import VALID_VARIANTS, template_family
+
+    if variant is not None:
+        try:
+            template_family(variant)
+        except ConfigError:
+            return f"Unknown variant {variant!r}: use one of {', '.join(VALID_VARIANTS)}."
+    if name in ("tiny", "tiny-mm") or find_preset(name) is not None:
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None
+    names = [*PRESETS, "tiny", "tiny-mm"]
+    if path.exists():
+        return f"{name} is a file: give the checkpoint folder (config.json, weights, tokenizer)."
+    if name.startswith((".", "/", "~")):
+        return f"No checkpoint folder at {name}."
+    if "/" in name:
+        return None  # a Hugging Face id (the engine says if it needs --variant)
+    close = difflib.get_close_matches(name.upper(), [n.upper() for n in names], n=1)
+    hint = f" Did you mean {names[[n.upper() for n in names].index(close[0])]}?" if close else ""
+    return (
+        f"Unknown model {name!r}.{hint} Presets: {', '.join(names)}; or a local checkpoint "
+        "folder, or a Hugging Face id with --variant (`gemma-agent models` lists the presets)."
+    )
 
 
 def help_text() -> str:
