@@ -161,3 +161,16 @@ async def test_an_image_returned_by_a_tool_reaches_the_model(
     second = [u.prompt_tokens for u in usage if u.step == 2]
     # The second prompt is the first + the call + the response with the image expanded.
     assert first and second and second[0] > first[0] + 70
+
+
+async def test_the_plugin_is_registered_for_every_vllm_process() -> None:
+    """vLLM loads `vllm.general_plugins` entry points in the API server, the engine core and
+    its model-inspection subprocess: that is how the fixes reach processes we do not start."""
+    from importlib.metadata import entry_points
+
+    from gemma_agent.agent.engines.vllm import register_plugin
+
+    (ours,) = [e for e in entry_points(group="vllm.general_plugins") if e.name == "gemma_agent"]
+    assert ours.load() is register_plugin
+    register_plugin()  # idempotent: vLLM may load plugins more than once per process
+    register_plugin()
