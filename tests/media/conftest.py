@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import wave
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 from PIL import Image as PILImage
 
 
@@ -39,3 +42,18 @@ def shot(tmp_path: Path) -> Path:
 @pytest.fixture
 def note(tmp_path: Path) -> Path:
     return make_wav(tmp_path / "note.wav", 0.5)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def mm_engine() -> AsyncIterator[Any]:
+    """The tiny multimodal model on the real vLLM engine, as `--model tiny-mm` starts it."""
+    from gemma_agent.agent.engines.factory import EngineConfig, create_engine
+
+    from ..conftest import _require_vllm
+
+    _require_vllm()
+    engine = await create_engine(EngineConfig(model="tiny-mm", max_model_len=4096, quiet=True))
+    try:
+        yield engine
+    finally:
+        await engine.aclose()  # type: ignore[attr-defined]

@@ -6,34 +6,23 @@ image at most); every request's prompt_tokens come from vLLM's own Gemma 4 proce
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from gemma_agent.agent.agent import Agent
 from gemma_agent.agent.events import Usage
 from gemma_agent.agent.media import Audio, Image, attachment_tokens, vllm_image_soft_tokens
 from gemma_agent.agent.messages import UserMessage
 from PIL import Image as PILImage
 
-from ..conftest import _require_vllm
-
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def engine() -> AsyncIterator[Any]:
-    _require_vllm()
-    from gemma_agent.agent.engines.factory import EngineConfig, create_engine
-
-    started = await create_engine(EngineConfig(model="tiny-mm", max_model_len=4096, quiet=True))
-    try:
-        yield started
-    finally:
-        await started.aclose()  # type: ignore[attr-defined]
+@pytest.fixture
+def engine(mm_engine: Any) -> Any:
+    return mm_engine
 
 
 def picture(size: tuple[int, int]) -> Image:

@@ -8,13 +8,11 @@ media), never what it says.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from gemma_agent.agent.agent import Agent
 from gemma_agent.agent.engines.base import EngineRequest
 from gemma_agent.agent.engines.scripted import ScriptedEngine
@@ -25,23 +23,9 @@ from gemma_agent.prompts import tokens as T
 from gemma_agent.tools import tool
 from PIL import Image as PILImage
 
-from ..conftest import _require_vllm
 from .conftest import make_png, make_wav
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def mm_engine() -> AsyncIterator[Any]:
-    _require_vllm()
-    from gemma_agent.agent.engines.factory import EngineConfig, create_engine
-
-    # What `gemma-agent --model tiny-mm` starts.
-    engine = await create_engine(EngineConfig(model="tiny-mm", max_model_len=4096, quiet=True))
-    try:
-        yield engine
-    finally:
-        await engine.aclose()  # type: ignore[attr-defined]
 
 
 def noise_png(path: Path, seed: int, size: tuple[int, int] = (128, 96)) -> Path:
