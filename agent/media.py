@@ -312,12 +312,14 @@ def check_media(
             f"{model} takes no images (text-only checkpoint, or an engine started without its "
             "vision tower). Use a Gemma 4 checkpoint with a vision tower, e.g. "
             "google/gemma-4-E4B-it, and start it with media on (--image/--audio on the command "
-            "line, Agent(..., engine_options={'media': True}) in the SDK)."
+            "line, Agent(..., engine_options={'media': True}) in the SDK). Without weights, "
+            "--model tiny-mm has random vision and audio towers."
         )
     if clips and "audio" not in modalities:
         raise ConfigError(
             f"{model} takes no audio (no audio tower, or an engine started without it); audio "
-            "works on google/gemma-4-E2B-it and google/gemma-4-E4B-it with media on."
+            "works on google/gemma-4-E2B-it and google/gemma-4-E4B-it with media on (without "
+            "weights: --model tiny-mm)."
         )
     n_images = len(images) + sum(a.kind == "image" for a in prompt_media)
     n_clips = len(clips) + sum(a.kind == "audio" for a in prompt_media)

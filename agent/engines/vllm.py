@@ -332,7 +332,7 @@ class VLLMEngine:
             raise ConfigError(
                 f"this engine takes no {'/'.join(sorted(missing))} input (it serves "
                 f"{sorted(self.info.modalities)}); start it with media enabled (--image/--audio, "
-                "or engine_options={'media': True}) on a GPU, with a checkpoint that has the tower"
+                "or engine_options={'media': True}) with a checkpoint that has the tower"
             )
 
         max_total = min(request.max_tokens, room)
