@@ -21,7 +21,7 @@ from ..prompts.parse import ContentDelta, ParsedOutput, ReasoningDelta, StreamPa
 from ..prompts.render import render_ids, tokenize_tool_responses
 from .engines.base import Engine, EngineRequest, FinishReason, MediaItem, PromptIds
 from .events import TextDelta, ThinkingDelta
-from .media import DEFAULT_IMAGE_SOFT_TOKENS, media_expansion, media_item_tokens, prompt_attachments
+from .media import media_expansion, media_item_tokens, prompt_attachments
 from .messages import (
     Attachment,
     Message,
@@ -141,7 +141,7 @@ class ModelLayer:
     @property
     def image_soft_tokens(self) -> int:
         """The engine's soft-token budget per image (vLLM's max_soft_tokens)."""
-        return int(getattr(self.engine.info, "image_soft_tokens", DEFAULT_IMAGE_SOFT_TOKENS))
+        return self.engine.info.image_soft_tokens
 
     def media_extra(self, history: Sequence[Message]) -> int:
         """Ids the engine adds to the prompt of ``history`` by expanding its media placeholders
