@@ -6,6 +6,7 @@ gemma-agent eval SUITE           scripted eval run on coding tasks
 gemma-agent eval-merge DIR...    merge sharded eval outputs
 gemma-agent models               list model presets
 gemma-agent tiny-model PATH      write the tiny random-weight Gemma 4 model
+gemma-agent sandbox-check        probe run_shell's sandbox on this machine
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def _add_agent_arguments(p: argparse.ArgumentParser, *, session_resume: bool = T
         choices=["read-only", "ask", "auto", "yolo"],
         default=None,
         help="approval mode for tool calls",
+    )
+    p.add_argument(
+        "--approval-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="deny a call that waits this long for approval (default: wait)",
     )
     p.add_argument(
         "--thinking",
@@ -74,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Gemma4ForConditionalGeneration with tiny vision and audio towers",
     )
+    check = sub.add_parser(
+        "sandbox-check", help="probe run_shell's sandbox on this machine and print what holds"
+    )
+    check.add_argument(
+        "--no-network-probe", action="store_true", help="skip the probe that opens a local port"
+    )
     return parser
 
 
@@ -109,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind = "multimodal " if args.multimodal else ""
                 print(f"wrote the tiny random-weight {kind}Gemma 4 model to {path}")
                 return 0
+            case "sandbox-check":
+                from .tools.builtin.sandbox_check import sandbox_check
+
+                return sandbox_check(network_probe=not args.no_network_probe)
             case _:
                 raise AssertionError(args.command)
     except AgentError as e:

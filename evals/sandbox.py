@@ -1,7 +1,8 @@
 """Run a task's shell command (setup, tests) in a sandbox.
 
 With bubblewrap (``bwrap``) present and working: the whole file system read-only, a private
-``/tmp``, only the given folders writable, no network, its own PID namespace, killed with us.
+``/tmp``, the shell tool's masks (host sockets, ``/run``, home secrets), only the given folders
+writable, no network, its own PID namespace, killed with us.
 Either way a small launcher sets rlimits (CPU seconds, address space, file size, processes)
 before it execs the command, so a runaway test cannot take the machine down. Without bwrap the
 rlimits are the whole sandbox (and the network stays reachable); `sandbox_kind()` says which.
@@ -27,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from ..tools.builtin.shell import interpreter_binds
+from ..tools.builtin.sandbox import interpreter_binds, sandbox_mounts
 
 OUTPUT_LIMIT = 64_000  # characters of output kept (head and tail)
 _INFRA_EXIT = 121  # the launcher's exit code when it cannot set limits or exec
@@ -149,6 +150,8 @@ def _command_argv(
     if kind == "rlimit":
         return argv
     bwrap = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # The shell tool's masks (host sockets, /run, home secrets): see docs/sandbox.md.
+    bwrap += sandbox_mounts(cwd, network=network).args()
     bwrap += interpreter_binds()  # our venv may live under the /tmp just hidden
     for p in writable:
         bwrap += ["--bind", str(p), str(p)]

@@ -16,9 +16,15 @@ permissions by writing a file), one per project.
 The dangerous-command detector forces ``ask`` even in ``auto`` (and over allow rules): recursive
 rm outside the workspace or of the workspace itself, ``git reset --hard``, ``git clean``, forced
 pushes, ``find -delete``, ``dd``, ``mkfs``, ``chmod/chown -R``, piping into a shell or
-interpreter (``curl ... | sh``), ``python -c`` / ``perl -e`` code that deletes files or spawns
-commands, sudo, writes to absolute paths outside the workspace, fork bombs, shutdown. It looks
-inside ``bash -c '...'``, ``$(...)`` and backticks.
+interpreter (``curl ... | sh``), ``python -c`` / ``perl -e`` code that deletes files, spawns
+commands or opens connections, sudo, writes to absolute paths outside the workspace, fork bombs,
+shutdown; ``eval``; code produced by a command substitution (``bash -c "$(curl ...)"``, ``$(...)``
+as the command, ``bash <(curl ...)``); destructive commands fed by ``xargs``; commands that reach
+other hosts (ssh, scp, nc, rsync to ``host:``, curl/wget uploads, ``/dev/tcp``) or publish;
+crontab and other ways to start processes outside; docker/kubectl commands that delete or escape.
+It looks inside ``bash -c '...'``, ``$(...)`` and backticks. A list can never be complete: the
+sandbox (``tools/builtin/sandbox.py``) is the real wall, and where it cannot run, auto mode asks
+before every shell command.
 """
 
 from __future__ import annotations
@@ -89,6 +95,21 @@ _SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "fish", "csh", "tcsh", "busybox"}
 _INTERPRETERS = {"python", "python2", "python3", "perl", "ruby", "node", "php", "lua", "deno"}
 _TWO_WORD = {"git", "npm", "pnpm", "yarn", "cargo", "go", "pip", "pip3", "uv", "docker",
              "kubectl", "poetry", "conda", "apt", "apt-get", "brew", "dotnet", "gh", "make"}  # fmt: skip
+_REMOTE = {"ssh", "scp", "sftp", "mosh", "telnet", "nc", "ncat", "netcat", "socat", "ftp",
+           "lftp", "tftp", "rsh", "rlogin", "rcp", "sshpass", "autossh"}  # fmt: skip
+_XARGS_DANGER = {"rm", "shred", "unlink", "rmdir", "mv", "chmod", "chown", "chgrp", "truncate",
+                 "dd", "kill", *_SHELLS}  # fmt: skip
+_PUBLISH = {("npm", "publish"), ("pnpm", "publish"), ("yarn", "publish"), ("cargo", "publish"),
+            ("twine", "upload"), ("poetry", "publish"), ("uv", "publish"), ("gem", "push"),
+            ("docker", "push"), ("podman", "push"), ("flit", "publish"), ("hatch", "publish")}  # fmt: skip
+_CLUSTER = {"kubectl": {"delete", "apply", "replace", "patch", "drain", "cordon", "scale", "exec",
+                        "edit", "rollout", "create", "run", "cp"},
+            "helm": {"install", "upgrade", "uninstall", "delete", "rollback"},
+            "terraform": {"apply", "destroy", "import"}}  # fmt: skip
+_NET_CODE = re.compile(
+    r"\bsocket\b|urllib|requests\.|http\.client|httpx|urlopen|ftplib|smtplib|paramiko|"
+    r"fetch\(|net\.connect|https?\.request|Net::HTTP|LWP::|IO::Socket"
+)
 _SAFE_WRITE_TARGETS = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/tmp", "/dev/fd")
 _PY_DANGER = re.compile(
     r"rmtree|os\.remove|os\.unlink|\.unlink\(|os\.rmdir|\.rmdir\(|os\.system|subprocess|"
@@ -119,6 +140,8 @@ class SimpleCommand:
     redirects: list[str]  # targets of > and >>
     piped_into: bool  # a | precedes this command
     wrapped_by: list[str]
+    substituted: bool = False  # an argument comes from $(...), `...` or <(...)
+    runs_substitution: bool = False  # the command itself is the output of $(...) or `...`
 
 
 def parse_commands(command: str) -> list[SimpleCommand] | None:
@@ -130,14 +153,22 @@ def parse_commands(command: str) -> list[SimpleCommand] | None:
     out: list[SimpleCommand] = []
     current: list[str] = []
     piped = False
+    substituted = False  # a $( or <( opened while reading `current`
     for token in [*tokens, ";"]:
+        if token in ("$", "<(", ">("):  # "$(" lexes as "$" then "("; "<(" is one token
+            if current:
+                substituted = True
+            elif token == "$":  # $(...) in the command's place: its output is run
+                out.append(SimpleCommand([], ["$("], [], piped, [], True, True))
+            if token == "$":
+                continue
+            token = "("
         if token in _OPERATORS or (token and set(token) <= set(";&|()")):
             if current:
-                out.append(_simple(current, piped))
+                out.append(_simple(current, piped, substituted))
             current = []
+            substituted = False
             piped = token in ("|", "|&")
-            continue
-        if token == "$":  # "$(" lexes as "$" then "("
             continue
         current.append(token)
     # Command substitutions hidden inside words ("$(...)" in quotes, backticks).
@@ -152,7 +183,7 @@ def parse_commands(command: str) -> list[SimpleCommand] | None:
     return out
 
 
-def _simple(tokens: list[str], piped: bool) -> SimpleCommand:
+def _simple(tokens: list[str], piped: bool, substituted: bool = False) -> SimpleCommand:
     redirects: list[str] = []
     words: list[str] = []
     i = 0
@@ -190,9 +221,11 @@ def _simple(tokens: list[str], piped: bool) -> SimpleCommand:
                 words = words[1:]
             continue
         break
+    substituted = substituted or any("$(" in w or "`" in w for w in tokens)
+    runs = bool(words) and words[0].startswith(("$(", "`"))
     if words:
         words = [os.path.basename(words[0]), *words[1:]]
-    return SimpleCommand(words, tokens, redirects, piped, wrapped)
+    return SimpleCommand(words, tokens, redirects, piped, wrapped, substituted, runs)
 
 
 def _flags(words: list[str]) -> set[str]:
@@ -250,6 +283,8 @@ def dangerous_reason(command: str, workspace: Path | None = None, _depth: int = 
     """Why a shell command needs a person's approval even in auto mode, or None."""
     if re.search(r":\s*\(\s*\)\s*\{.*\|.*&.*\}", command):
         return "fork bomb"
+    if re.search(r"/dev/(tcp|udp)/", command):
+        return "opens a network connection (/dev/tcp)"
     commands = parse_commands(command)
     if commands is None:
         return "the command could not be parsed (unbalanced quotes?)"
@@ -258,7 +293,50 @@ def dangerous_reason(command: str, workspace: Path | None = None, _depth: int = 
         reason = _dangerous_simple(cmd, paths, workspace, _depth)
         if reason:
             return reason
+    if _depth < 4:  # backticks split into several words when unquoted: read the raw text
+        for inner in re.findall(r"`([^`]+)`", command):
+            reason = dangerous_reason(inner, workspace, _depth + 1)
+            if reason:
+                return reason
     return None
+
+
+def _is_interpreter(name: str) -> bool:
+    return name in _INTERPRETERS or re.fullmatch(r"python[\d.]*", name) is not None
+
+
+def _is_remote(operand: str) -> bool:
+    """``host:path``, ``user@host:path`` or ``rsync://`` (not a local path with a colon)."""
+    if operand.startswith("rsync://"):
+        return True
+    return not operand.startswith(("/", ".", "~")) and bool(
+        re.match(r"(?:[\w.-]+@)?[\w.-]+:(?!//)", operand)
+    )
+
+
+def _uploads(name: str, words: list[str], flags: set[str]) -> bool:
+    """curl/wget sending data to a server (a form, a file, a POST/PUT)."""
+    if name == "curl":
+        if flags & {"-d", "-F", "-T"} or any(
+            w.startswith(("--data", "--form", "--upload-file", "--json")) for w in words
+        ):
+            return True
+        for i, w in enumerate(words):
+            method = None
+            if w in ("-X", "--request") and i + 1 < len(words):
+                method = words[i + 1]
+            elif w.startswith("-X") and len(w) > 2:
+                method = w[2:]
+            elif w.startswith("--request="):
+                method = w.split("=", 1)[1]
+            if method is not None and method.upper() not in ("GET", "HEAD", "OPTIONS"):
+                return True
+        return False
+    return any(
+        w.startswith(("--post-data", "--post-file", "--body-data", "--body-file"))
+        or (w.startswith("--method") and not w.upper().endswith(("=GET", "=HEAD")))
+        for w in words
+    )
 
 
 def _dangerous_simple(
@@ -269,6 +347,8 @@ def _dangerous_simple(
             return f"writes to {target} outside the workspace"
     if any(w in ("sudo", "doas") for w in cmd.wrapped_by):
         return "runs with elevated privileges (sudo)"
+    if cmd.runs_substitution:
+        return "runs a command that a command substitution produces"
     if not cmd.words:
         return None
     name, words = cmd.words[0], cmd.words
@@ -276,13 +356,61 @@ def _dangerous_simple(
     operands = _operands(words)
     if name in ("su", "sudo", "doas", "pkexec"):
         return "runs with elevated privileges"
-    if cmd.piped_into and (name in _SHELLS or (name in _INTERPRETERS and not operands)):
+    reads_stdin = not operands or operands[0] in ("-", "/dev/stdin")
+    if cmd.piped_into and (
+        name in _SHELLS or name in ("source", ".") or (_is_interpreter(name) and reads_stdin)
+    ):
         return f"pipes data into {name} (e.g. curl | sh runs downloaded code)"
-    if name in _SHELLS or name == "eval":
+    if name == "eval":
+        return "eval runs text as a command"
+    if cmd.substituted and (
+        name in _SHELLS
+        or name in ("source", ".")
+        or (_is_interpreter(name) and (flags & {"-c", "-e", "-E"} or not operands))
+    ):
+        return f"{name} runs code produced by a command substitution"
+    if "xargs" in cmd.wrapped_by and name in _XARGS_DANGER:
+        return f"xargs {name} acts on names read from another command"
+    if name in _REMOTE:
+        return f"{name} connects to another host"
+    if name == "rsync" and any(_is_remote(t) for t in operands):
+        return "rsync to or from another host"
+    if name in ("curl", "wget") and _uploads(name, words, flags):
+        return f"{name} sends data to a server"
+    if len(words) > 1 and (name, words[1]) in _PUBLISH:
+        return f"{name} {words[1]} publishes to a registry"
+    if name in _CLUSTER and len(words) > 1 and words[1] in _CLUSTER[name]:
+        return f"{name} {words[1]} changes remote infrastructure"
+    if name == "crontab" and flags != {"-l"}:
+        return "crontab changes scheduled jobs"
+    if name in ("at", "batch", "systemd-run", "launchctl"):
+        return f"{name} starts processes outside the sandbox"
+    if name in ("docker", "podman", "nerdctl"):
+        head = words[1:4]
+        if any(w in ("prune", "rm", "rmi", "kill") for w in head):
+            return f"{name} {' '.join(head)} deletes containers, images or volumes"
+        if "--privileged" in words or any(
+            w.startswith(("/:", "--pid=host")) or "docker.sock" in w for w in words
+        ):
+            return f"{name} gives a container the host (privileged, / or the docker socket)"
+    if name == "tee" and any(paths.outside(t, allow_tmp=True) for t in operands):
+        return "tee writes outside the workspace"
+    in_place = "-i" in flags or any(w.startswith("--in-place") for w in words)
+    if (
+        name in ("sed", "perl")
+        and in_place
+        and any(
+            t.startswith(("/", "~", "$")) and paths.outside(t, allow_tmp=True) for t in operands
+        )
+    ):
+        return f"{name} -i edits files outside the workspace"
+    if name in ("unlink", "rmdir") and any(paths.outside(t) for t in operands):
+        return f"{name} deletes outside the workspace"
+    if name in ("awk", "gawk", "mawk", "nawk") and operands and _PY_DANGER.search(operands[0]):
+        return f"{name} program that runs commands"
+    if name in _SHELLS:
         inner = None
-        if name == "eval":
-            inner = " ".join(words[1:])
-        elif "-c" in words:
+        if "-c" in words:
             index = words.index("-c")
             inner = words[index + 1] if index + 1 < len(words) else None
         if inner and depth < 4:
@@ -308,15 +436,13 @@ def _dangerous_simple(
             return "git reset --hard discards uncommitted changes"
         if sub == "clean" and not flags & {"-n", "--dry-run"}:
             return "git clean deletes untracked files"
-        if sub == "push" and flags & {
-            "-f",
-            "--force",
-            "--force-with-lease",
-            "--mirror",
-            "--delete",
-            "-d",
-        }:
+        if sub == "push" and (
+            flags & {"-f", "--force", "--force-with-lease", "--mirror", "--delete", "-d"}
+            or any(w.startswith("+") or w.startswith(":") for w in words[2:])
+        ):
             return "force or delete push rewrites the remote"
+        if sub == "config" and flags & {"--global", "--system"} and len(operands) > 2:
+            return "git config --global changes settings outside the workspace"
         if (
             sub in ("checkout", "restore")
             and any(t in (".", "--", ":/") for t in words[2:])
@@ -336,11 +462,7 @@ def _dangerous_simple(
             return "find -delete deletes files"
         exec_at = next(i for i, w in enumerate(words) if w in ("-exec", "-execdir", "-ok"))
         if exec_at + 1 < len(words) and os.path.basename(words[exec_at + 1]) in (
-            "rm",
-            "shred",
-            "chmod",
-            "chown",
-            "mv",
+            {"rm", "shred", "chmod", "chown", "mv", "unlink", *_SHELLS}
         ):
             return f"find -exec {words[exec_at + 1]} changes many files"
     if name == "dd":
@@ -378,12 +500,21 @@ def _dangerous_simple(
                 code = words[i + 1]
                 if _PY_DANGER.search(code):
                     return f"{name} {flag} code that deletes files or runs commands"
+                if _NET_CODE.search(code):
+                    return f"{name} {flag} code that opens network connections"
     if name in ("truncate",) and any(paths.outside(t) for t in operands):
         return "truncate outside the workspace"
     return None
 
 
 # --- the policy --------------------------------------------------------------------------------
+
+
+def _unsandboxed_reason(tool: Tool) -> str | None:
+    """Why a shell tool runs its commands outside the sandbox it wanted (``RunShell`` where
+    bubblewrap cannot run), else None; other tools say nothing and count as sandboxed."""
+    reason = getattr(tool, "unsandboxed_reason", None)
+    return reason if isinstance(reason, str) and reason else None
 
 
 def default_config_dir() -> Path:
@@ -458,8 +589,15 @@ class ApprovalPolicy:
                 rule, tool, command, commands, any_part=False
             ):
                 return Decision("allow", f"allowed by rule {rule}")
-        if self.mode == "auto" or tool.read_only:
-            return Decision("allow", "auto mode" if self.mode == "auto" else "read-only tool")
+        if tool.read_only:
+            return Decision("allow", "read-only tool")
+        if self.mode == "auto":
+            unsandboxed = _unsandboxed_reason(tool) if command is not None else None
+            if unsandboxed:
+                return Decision(
+                    "ask", f"not sandboxed ({unsandboxed}): shell commands need approval"
+                )
+            return Decision("allow", "auto mode")
         what = "run a shell command" if command is not None else f"use {tool.name}"
         return Decision("ask", f"ask mode: approve to {what}")
 

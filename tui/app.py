@@ -209,6 +209,7 @@ class GemmaApp(App[int]):
         self.run_ended = asyncio.Event()  # set between runs (a switch waits for it)
         self.run_ended.set()
         self.retired: Engine | None = None  # a replaced engine still being closed
+        self.sandbox_off: str | None = None  # why run_shell is not sandboxed (run_tui sets it)
 
     # ---------------------------------------------------------------- layout
 
@@ -299,7 +300,11 @@ class GemmaApp(App[int]):
             thinking_budget=b.thinking_budget,
             approval=b.approval,
             max_steps=b.max_steps,
+            sandbox_off=self.sandbox_off is not None,
         )
+        if self.sandbox_off:
+            note = f"Shell commands are not sandboxed: {self.sandbox_off}. Each one asks first."
+            self.add_block(NoticeBlock(note, level="warning"))
         if self.resume_id:
             session_id, self.resume_id = self.resume_id, None
             self.resume_session(session_id)
@@ -708,6 +713,7 @@ class GemmaApp(App[int]):
         self.status.set(
             context_tokens=event.context_tokens,
             context_limit=event.context_limit,
+            context_window=event.context_window,
             cache_hit=cache,
             thinking_tps=think_tps,
             answer_tps=answer_tps,
@@ -1083,7 +1089,9 @@ class GemmaApp(App[int]):
             tokens, limit = 0, 0
             self.say(f"Could not measure the conversation on {backend.model}: {_error_text(e)}")
         else:
-            self.status.set(context_tokens=tokens, context_limit=limit)
+            info = backend.engine_info
+            window = info.max_model_len if info is not None else 0
+            self.status.set(context_tokens=tokens, context_limit=limit, context_window=window)
             context = f" · context {limit} tokens"
         variant = f" ({backend.variant})" if backend.variant else ""
         self.say(f"Switched to {backend.model}{variant}{context}. The conversation continues.")
@@ -1437,6 +1445,7 @@ def run_tui(args: argparse.Namespace) -> int:
                 thinking_budget=settings.thinking_budget,
                 tool_choice=settings.tool_choice,
                 approval=settings.approval,
+                approval_timeout=getattr(args, "approval_timeout", None),
                 max_steps=settings.max_steps,
                 close_engine=True,  # closed with the agent when the app leaves
             )
@@ -1467,6 +1476,10 @@ def run_tui(args: argparse.Namespace) -> int:
         engine_factory=switch_engine,
         engine_settings=launch_model,
     )
+    from ..tools.builtin import sandbox_status
+
+    sandbox = sandbox_status()  # coding_tools() above use sandbox="auto"
+    app.sandbox_off = None if sandbox.available else sandbox.detail
     stdin = sys.__stdin__
     if stdin is not None and stdin.isatty():
         threading.Thread(

@@ -155,7 +155,9 @@ class AgentBackend:
 
     async def stream(self, task: str | list[Any]) -> AsyncIterator[Event]:
         self._before.clear()
-        stream = self.agent.stream(task, session_id=self.session_id, on_emit=self._on_emit)
+        stream = self.agent.stream(
+            task, session_id=self.session_id, on_emit=self._on_emit, answers_approvals=True
+        )  # the app answers each ApprovalRequested (modal)
         async with contextlib.aclosing(stream) as s:  # type: ignore[type-var]
             async for event in s:
                 if isinstance(event, RunStarted):

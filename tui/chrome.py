@@ -23,7 +23,8 @@ class StatusInfo:
     thinking: bool = False
     thinking_budget: int | None = None
     context_tokens: int = 0
-    context_limit: int = 0
+    context_limit: int = 0  # usable: the window minus the output reserve
+    context_window: int = 0  # the model's whole context (0: unknown, the limit stands in)
     cache_hit: float | None = None  # 0..1 of the last request's prompt
     thinking_tps: float | None = None
     answer_tps: float | None = None
@@ -31,6 +32,7 @@ class StatusInfo:
     max_steps: int = 0
     approval: str = "ask"
     running: bool = False
+    sandbox_off: bool = False  # run_shell wanted bubblewrap but it cannot run here
 
 
 class StatusBar(Static):
@@ -52,43 +54,59 @@ class StatusBar(Static):
             self._paint()
 
     def _paint(self) -> None:
-        i = self.info
-        t = Text()
-        t.append(f"{i.model}", style="bold")
-        if i.variant:
-            t.append(f" ({i.variant})")
+        self.update(status_text(self.info))
+
+
+def status_text(i: StatusInfo) -> Text:
+    """The status line of ``i``."""
+    t = Text()
+    t.append(f"{i.model}", style="bold")
+    if i.variant:
+        t.append(f" ({i.variant})")
+    t.append(" │ ")
+    if i.thinking:
+        budget = f" ≤{fmt_tokens(i.thinking_budget)}" if i.thinking_budget is not None else ""
+        t.append(f"think on{budget}", style="cyan")
+    else:
+        t.append("think off")
+    t.append(" │ ")
+    if i.context_limit:
+        # Against the whole window, so it reads at most 100%; the cells past the usable
+        # limit are the output reserve (░), which compaction keeps free.
+        window = max(i.context_window, i.context_limit)
+        pct = 100 * i.context_tokens / window
+        used = i.context_tokens / i.context_limit
+        style = "red" if used >= 0.85 else "yellow" if used >= 0.6 else "green"
+        reserve = (
+            0 if window == i.context_limit else max(1, round(8 * (1 - i.context_limit / window)))
+        )
+        filled = min(8, round(pct / 12.5))
+        free = max(0, 8 - reserve - filled)
+        t.append("▰" * filled + "▱" * free, style=style)
+        t.append("░" * (8 - filled - free), style="dim")
+        t.append(f" {fmt_tokens(i.context_tokens)}/{fmt_tokens(window)} {pct:.0f}%")
+    else:
+        t.append("ctx –")
+    t.append(" │ ")
+    t.append("cache " + (f"{100 * i.cache_hit:.0f}%" if i.cache_hit is not None else "–"))
+    t.append(" │ ")
+    if i.thinking_tps is not None or i.answer_tps is not None:
+        parts = []
+        if i.thinking_tps is not None:
+            parts.append(f"think {i.thinking_tps:.0f}")
+        if i.answer_tps is not None:
+            parts.append(f"out {i.answer_tps:.0f}")
+        t.append(" / ".join(parts) + " tok/s")
+    else:
+        t.append("– tok/s")
+    t.append(" │ ")
+    t.append(f"step {i.step}" + (f"/{i.max_steps}" if i.max_steps else ""))
+    t.append(" │ ")
+    t.append(i.approval, style="bold yellow" if i.approval == "yolo" else "bold")
+    if i.sandbox_off:
         t.append(" │ ")
-        if i.thinking:
-            budget = f" ≤{fmt_tokens(i.thinking_budget)}" if i.thinking_budget is not None else ""
-            t.append(f"think on{budget}", style="cyan")
-        else:
-            t.append("think off")
-        t.append(" │ ")
-        if i.context_limit:
-            pct = 100 * i.context_tokens / i.context_limit
-            style = "red" if pct >= 85 else "yellow" if pct >= 60 else "green"
-            filled = min(8, round(pct / 12.5))
-            t.append("▰" * filled + "▱" * (8 - filled), style=style)
-            t.append(f" {fmt_tokens(i.context_tokens)}/{fmt_tokens(i.context_limit)} {pct:.0f}%")
-        else:
-            t.append("ctx –")
-        t.append(" │ ")
-        t.append("cache " + (f"{100 * i.cache_hit:.0f}%" if i.cache_hit is not None else "–"))
-        t.append(" │ ")
-        if i.thinking_tps is not None or i.answer_tps is not None:
-            parts = []
-            if i.thinking_tps is not None:
-                parts.append(f"think {i.thinking_tps:.0f}")
-            if i.answer_tps is not None:
-                parts.append(f"out {i.answer_tps:.0f}")
-            t.append(" / ".join(parts) + " tok/s")
-        else:
-            t.append("– tok/s")
-        t.append(" │ ")
-        t.append(f"step {i.step}" + (f"/{i.max_steps}" if i.max_steps else ""))
-        t.append(" │ ")
-        t.append(i.approval, style="bold yellow" if i.approval == "yolo" else "bold")
-        self.update(t)
+        t.append("no sandbox", style="bold red")
+    return t
 
 
 class EngineProgress(Static):

@@ -172,8 +172,10 @@ async def test_resource_limits_without_sandbox(ws: Path) -> None:
 
 
 async def test_fallback_notice_once(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gemma_agent.tools.builtin import sandbox as sandbox_module
+
     monkeypatch.setattr(
-        shell_module, "_probe_result", shell_module.SandboxStatus(False, "probe says no")
+        sandbox_module, "_probe_result", shell_module.SandboxStatus(False, "probe says no")
     )
     run, events = make(ws, "auto")
     assert (await run("echo 1")).content["output"] == "1\n"

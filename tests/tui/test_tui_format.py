@@ -60,3 +60,18 @@ def test_edit_file_diff_applies_the_edits(tmp_path: Path) -> None:
     diff = tool_diff("edit_file", args, tmp_path)
     assert diff is not None and "-return 1" in diff and "+return 2" in diff
     assert tool_diff("read_file", {"path": "m.py"}, tmp_path) is None
+
+
+def test_context_gauge_reads_against_the_whole_window_and_marks_the_reserve() -> None:
+    from gemma_agent.tui.chrome import StatusInfo, status_text
+
+    # The tiny model's 4K window with a 512-token output reserve: a history past the usable
+    # limit (it used to read "5.6k/4.1k 136%") stays under 100% of the window.
+    text = status_text(StatusInfo(context_tokens=3900, context_limit=3584, context_window=4096))
+    assert "3.9k/4.1k 95%" in text.plain, text.plain
+    half = status_text(StatusInfo(context_tokens=3000, context_limit=3584, context_window=4096))
+    assert half.plain.split(" │ ")[2] == "▰▰▰▰▰▰▱░ 3.0k/4.1k 73%"
+    empty = status_text(StatusInfo(context_tokens=0, context_limit=3584, context_window=4096))
+    assert empty.plain.split(" │ ")[2].startswith("▱▱▱▱▱▱▱░ 0/4.1k 0%")
+    # Without a known window the usable limit stands in (no reserve cells).
+    assert "░" not in status_text(StatusInfo(context_tokens=10, context_limit=100)).plain

@@ -1,10 +1,11 @@
 """run_shell: bash in the workspace, sandboxed by bubblewrap when it can run.
 
-Sandbox (``bwrap`` on PATH and usable, probed once per process): the whole file system is
-mounted read-only, the workspace read-write, a private /tmp, new /dev and /proc, no network and
-private pid/ipc/uts namespaces; everything dies with the command. Without bwrap the command runs
-as a plain subprocess in its own session with resource limits (core dumps off, CPU time and file
-size capped) and a notice is given once.
+Sandbox (``bwrap`` on PATH and usable, probed once per process): the rules live in
+``sandbox.py`` (the file system read-only but the workspace, a private /tmp, host sockets and home
+secrets masked, new /dev and /proc, no network, an allow-listed environment); everything dies with
+the command. Without bwrap the command runs as a plain subprocess in its own session with resource
+limits (core dumps off, CPU time and file size capped), the same environment allow-list, a notice
+at start, and the approval policy asks before each command (``unsandboxed_reason``).
 
 The command's stdout and stderr are merged and read as they come: memory stays bounded however
 much it prints (head and tail are kept; the whole output streams to the spill store). At the
@@ -18,14 +19,11 @@ import asyncio
 import codecs
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,57 +32,31 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import ConfigError
 from ..base import Tool, ToolContext, ToolError, ToolNotice, ToolOutput
 from ..spill import SpillStore, SpillWriter, join_capped
+from .sandbox import (
+    SandboxRules,
+    SandboxStatus,
+    bwrap_args,
+    interpreter_binds,
+    sandbox_environment,
+    sandbox_status,
+)
 
 logger = logging.getLogger("gemma_agent.tools")
 
 SandboxMode = Literal["auto", "bwrap", "none"]
 
 
-# --- sandbox detection -------------------------------------------------------------------------
+# --- sandbox ------------------------------------------------------------------------------------
+# The rules (what is visible, writable, hidden; the environment) live in sandbox.py.
 
-
-@dataclass(frozen=True, slots=True)
-class SandboxStatus:
-    available: bool
-    detail: str  # why not, when not
-
-
-_probe_lock = threading.Lock()
-_probe_result: SandboxStatus | None = None
 _fallback_logged = False
 
 
-def bwrap_args(workspace: Path, *, network: bool = False) -> list[str]:
-    """The bubblewrap command line (before the command) for a sandbox around ``workspace``."""
-    ws = str(workspace)
-    args = [
-        "bwrap",
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        *interpreter_binds(),
-        "--bind", ws, ws,  # after /tmp: the workspace may live under /tmp
-        "--chdir", ws,
-        "--unshare-all",
-        "--die-with-parent",
-        "--new-session",
-        "--setenv", "TMPDIR", "/tmp",
-    ]  # fmt: skip
-    if network:
-        args.append("--share-net")
-    return args
-
-
-def interpreter_binds() -> list[str]:
-    """Read-only binds that bring back our Python installation when a private /tmp hides it
-    (a virtual environment or checkout under /tmp, as in some CI clones)."""
-    args: list[str] = []
-    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
-        path = Path(prefix).resolve()
-        if path.is_relative_to("/tmp") and path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    return args
+def _fallback_message(status: SandboxStatus) -> str:
+    return (
+        f"run_shell is not sandboxed: {status.detail}. Commands run as plain subprocesses with "
+        "resource limits, and each one needs approval (auto mode asks)."
+    )
 
 
 def _without_our_preloads(env: dict[str, str]) -> dict[str, str]:
@@ -99,32 +71,6 @@ def _without_our_preloads(env: dict[str, str]) -> dict[str, str]:
         else:
             del env["LD_PRELOAD"]
     return env
-
-
-def sandbox_status(*, refresh: bool = False) -> SandboxStatus:
-    """Whether bwrap can run here (user namespaces may be off in containers). Probed once."""
-    global _probe_result
-    with _probe_lock:
-        if _probe_result is not None and not refresh:
-            return _probe_result
-        if shutil.which("bwrap") is None:
-            _probe_result = SandboxStatus(False, "bwrap is not installed (Debian: bubblewrap)")
-            return _probe_result
-        with tempfile.TemporaryDirectory(prefix="gemma-agent-probe-") as tmp:
-            try:
-                done = subprocess.run(
-                    [*bwrap_args(Path(tmp)), "--", "/bin/sh", "-c", "touch probe && test -f probe"],
-                    capture_output=True,
-                    timeout=15,
-                    check=False,
-                    stdin=subprocess.DEVNULL,
-                )
-                ok = done.returncode == 0
-                detail = "" if ok else done.stderr.decode(errors="replace").strip()[:300]
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                ok, detail = False, str(exc)
-        _probe_result = SandboxStatus(ok, "" if ok else f"bwrap cannot run here: {detail}")
-        return _probe_result
 
 
 # --- process handling --------------------------------------------------------------------------
@@ -270,7 +216,15 @@ class RunShell(Tool):
         cpu_seconds: int | None = None,
         max_file_bytes: int = 4 * 1024**3,
         env: dict[str, str] | None = None,
+        pass_env: Sequence[str] = (),
+        hide: Sequence[str] = (),
+        show: Sequence[str] = (),
+        rules: SandboxRules | None = None,
     ) -> None:
+        """``env``: variables set for every command. ``pass_env``: names (or globs) of our
+        variables passed on besides the allow-list; ``hide``/``show``: paths hidden besides the
+        default secrets / default ones left visible. ``rules``: the same as one object; by default
+        the user's ``~/.config/gemma-agent/sandbox.toml`` (see docs/sandbox.md)."""
         if sandbox not in ("auto", "bwrap", "none"):
             raise ConfigError(f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r}")
         super().__init__()
@@ -288,7 +242,27 @@ class RunShell(Tool):
         self.cpu_seconds = cpu_seconds
         self.max_file_bytes = max_file_bytes
         self.extra_env = dict(env or {})
+        base = rules if rules is not None else SandboxRules.from_file()
+        self.rules = base.merged(SandboxRules(tuple(hide), tuple(show), tuple(pass_env)))
         self._notified = False
+        if sandbox == "auto":
+            status = sandbox_status()
+            if not status.available:
+                global _fallback_logged
+                if not _fallback_logged:  # said at start, once per process
+                    _fallback_logged = True
+                    logger.warning(_fallback_message(status))
+
+    @property
+    def unsandboxed_reason(self) -> str | None:
+        """Why commands would run outside the sandbox although it was wanted (sandbox="auto"
+        and bwrap cannot run here), else None. The approval policy then asks before each
+        command instead of allowing it in auto mode. ``sandbox="none"`` is the user's explicit
+        choice and returns None."""
+        if self.sandbox != "auto":
+            return None
+        status = sandbox_status()
+        return None if status.available else status.detail
 
     async def _use_bwrap(self, ctx: ToolContext[Any]) -> bool:
         if self.sandbox == "none":
@@ -300,32 +274,14 @@ class RunShell(Tool):
             raise ToolError(f"the sandbox stopped working: {status.detail}")
         if not self._notified:
             self._notified = True
-            message = (
-                f"run_shell is not sandboxed: {status.detail}. Commands run as plain subprocesses "
-                "with resource limits."
-            )
-            global _fallback_logged
-            if not _fallback_logged:
-                _fallback_logged = True
-                logger.warning(message)
-            ctx.emit(ToolNotice(message, "warning"))
+            ctx.emit(ToolNotice(_fallback_message(status), "warning"))
         return False
 
-    def _environment(self) -> dict[str, str]:
-        env = _without_our_preloads(dict(os.environ))
-        env.update(
-            {
-                "TERM": "dumb",
-                "NO_COLOR": "1",
-                "PAGER": "cat",
-                "GIT_PAGER": "cat",
-                "GIT_TERMINAL_PROMPT": "0",
-                "PYTHONUNBUFFERED": "1",
-                "DEBIAN_FRONTEND": "noninteractive",
-            }
+    def _environment(self, workspace: Path) -> dict[str, str]:
+        env = sandbox_environment(
+            workspace, network=self.network, rules=self.rules, extra=self.extra_env
         )
-        env.update(self.extra_env)
-        return env
+        return _without_our_preloads(env)
 
     def _limited(self, command: str, timeout: int) -> list[str]:
         # Resource limits are set by the shell (setrlimit through `ulimit`) before it execs the
@@ -343,7 +299,7 @@ class RunShell(Tool):
         sandboxed = await self._use_bwrap(ctx)
         if sandboxed:
             argv = [
-                *bwrap_args(workspace, network=self.network),
+                *bwrap_args(workspace, network=self.network, rules=self.rules),
                 "--",
                 *self._limited(args.command, args.timeout),
             ]
@@ -356,7 +312,7 @@ class RunShell(Tool):
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=workspace,
-                env=self._environment(),
+                env=self._environment(workspace),
                 stdin=subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
@@ -365,6 +321,13 @@ class RunShell(Tool):
         except OSError as exc:
             os.close(read_fd)
             raise ToolError(f"cannot start bash: {exc}") from None
+        except ValueError:  # a NUL byte, or a lone surrogate that has no bytes (UnicodeError)
+            os.close(read_fd)
+            raise ToolError(
+                "the command contains a NUL byte or characters that are not valid unicode text "
+                "(lone surrogates); a command line cannot hold them. Remove them (printf '\\0' "
+                "writes a NUL byte)"
+            ) from None
         finally:
             os.close(write_fd)
         collector = _Collector(self.output_chars, ctx.spill, f"run_shell: {args.command[:80]}")
@@ -465,10 +428,12 @@ _orphans: set[asyncio.Task[None]] = set()  # cancelled readers, kept alive until
 
 __all__ = [
     "RunShell",
+    "SandboxRules",
     "SandboxStatus",
     "ShellArgs",
     "bwrap_args",
     "descendants",
+    "interpreter_binds",
     "kill_tree",
     "sandbox_status",
 ]
