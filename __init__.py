@@ -28,7 +28,6 @@ _LAZY = {
     "AgentError": ".errors",
     "ConfigError": ".errors",
     "EngineError": ".errors",
-    "LimitExceeded": ".errors",
 }
 
 __all__ = [
@@ -38,7 +37,6 @@ __all__ = [
     "ConfigError",
     "EngineError",
     "Image",
-    "LimitExceeded",
     "OpenAIHTTPEngine",
     "RunResult",
     "ScriptedEngine",
@@ -70,5 +68,5 @@ if TYPE_CHECKING:
     from .agent.engines.scripted import ScriptedEngine
     from .agent.engines.vllm import VLLMEngine
     from .agent.media import Audio, Image
-    from .errors import AgentError, ConfigError, EngineError, LimitExceeded
+    from .errors import AgentError, ConfigError, EngineError
     from .tools.base import Tool, ToolContext, ToolError, tool

@@ -5,15 +5,15 @@
     AgentError                      base of everything we raise on purpose
     ├── ConfigError                 the user's mistake; the message says how to fix it
     │   └── RenderError             history/tools that the Gemma 4 template cannot render
-    ├── EngineError                 the model engine failed
-    │   ├── EngineUnavailable       dead or unreachable: restart or reconfigure
-    │   └── EngineRequestFailed     this request failed; retrying may help
-    ├── LimitExceeded               a run limit (steps, tokens, time, errors) was reached
-    └── ToolCrashed                 a tool raised unexpectedly too often (past the limit)
+    └── EngineError                 the model engine failed
+        ├── EngineUnavailable       dead or unreachable: restart or reconfigure
+        └── EngineRequestFailed     this request failed; retrying may help
 
-Problems the model made (bad arguments, unparsable output, a tool raising ``ToolError``) are
-not exceptions: they become results the model reads, are counted, and end the run only past
-a limit. Errors crossing a boundary are translated with ``raise ... from``.
+Problems the model made (bad arguments, unparsable output, a tool raising ``ToolError`` or
+crashing) are not exceptions: they become results the model reads, and end the run only past a
+limit. A run that stops at a limit is not an exception either: its `RunResult` (or the final
+`RunFinished` event) says why in ``reason`` and ``error``. Errors crossing a boundary are
+translated with ``raise ... from``.
 """
 
 from __future__ import annotations
@@ -43,21 +43,11 @@ class EngineRequestFailed(EngineError):
     """One request failed; the engine itself is alive and a retry may succeed."""
 
 
-class LimitExceeded(AgentError):
-    """A run limit (steps, tokens, wall time, consecutive errors) was reached."""
-
-
-class ToolCrashed(AgentError):
-    """Tools raised unexpected exceptions more often than the configured limit allows."""
-
-
 __all__ = [
     "AgentError",
     "ConfigError",
     "EngineError",
     "EngineRequestFailed",
     "EngineUnavailable",
-    "LimitExceeded",
     "RenderError",
-    "ToolCrashed",
 ]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..tools import ToolRegistry
 from ..tools.base import as_tool
+from ..tools.spill import recall_output
 from .compaction import Compaction, CompactionContext, CompactionLedger, Compactor, LedgerEntry
 from .engines.base import Engine, EngineInfo
 from .events import (
@@ -103,6 +104,7 @@ class Agent:
         tool_choice: str = "auto",
         approval: Any = "auto",
         on_approval: ApprovalCallback | None = None,
+        approval_timeout: float | None = None,
         max_steps: int = 50,
         max_tokens: int | None = None,
         time_limit: float | None = None,
@@ -165,11 +167,19 @@ class Agent:
         self.plan_first = plan_first
         self.policy = _policy(approval, self.workspace)
         self.on_approval = on_approval
+        if approval_timeout is not None and approval_timeout <= 0:
+            raise ConfigError(f"approval_timeout={approval_timeout}: give seconds > 0, or None.")
+        self.approval_timeout = approval_timeout
         if compactor is _DEFAULT:
             from .compaction import default_compactor
 
             compactor = default_compactor()
         self.compactor: Compactor | None = compactor
+        # recall_output is declared only when something can be recalled: compaction clips and
+        # clears results and keeps their full text in the spill store. With compaction off the
+        # model sees no such tool, and tool outputs cut at the registry's cap are not kept.
+        if compactor is not None and recall_output.name not in self.registry:
+            self.registry.add(recall_output)
         self.sessions_dir = (
             Path(sessions_dir) if sessions_dir else self.workspace / ".gemma-agent" / "sessions"
         )
@@ -277,8 +287,15 @@ class Agent:
         deps: Any = None,
         session_id: str | None = None,
         on_emit: Callable[[Event], None] | None = None,
+        answers_approvals: bool = False,
     ) -> AsyncGenerator[Event, None]:
         """Run a task and yield its events; ends with `RunFinished`.
+
+        Approvals: a call the approval policy asks about goes to ``on_approval`` (the agent's
+        callback) if there is one; else, with ``answers_approvals=True``, the run waits until
+        the consumer calls ``event.respond(...)`` on the `ApprovalRequested` event; else nobody
+        can answer and the call is denied at once (the model reads why; a `Notice` says so).
+        ``approval_timeout`` (the agent's) bounds every wait: no answer in time is a denial.
 
         Close the iterator (``async with contextlib.aclosing(...)``) or cancel the task that
         drives it to stop the run: tools are cancelled, the partial turn is kept.
@@ -287,7 +304,7 @@ class Agent:
         on (a consumer of the iterator sees it later): e.g. `ToolCallStarted` before the call
         runs, to read a file the call is about to change. Keep it quick; it must not raise.
         """
-        stream = self._stream(task, deps, session_id, [None], on_emit)
+        stream = self._stream(task, deps, session_id, [None], on_emit, answers_approvals)
         async with contextlib.aclosing(stream) as events:
             async for event in events:
                 yield event
@@ -299,6 +316,7 @@ class Agent:
         session_id: str | None,
         box: list[RunState | None],
         on_emit: Callable[[Event], None] | None = None,
+        answers_approvals: bool = False,
     ) -> AsyncGenerator[Event, None]:
         queue: asyncio.Queue[object] = asyncio.Queue()
         end = object()
@@ -312,7 +330,7 @@ class Agent:
 
         async def produce() -> None:
             try:
-                await self._run(task, deps, session_id, put, box)
+                await self._run(task, deps, session_id, put, box, answers_approvals)
             finally:
                 queue.put_nowait(end)
 
@@ -336,9 +354,13 @@ class Agent:
         deps: Any = None,
         session_id: str | None = None,
         on_event: Callable[[Event], Any] | None = None,
+        answers_approvals: bool = False,
     ) -> RunResult:
+        """Drain `stream` into a `RunResult`; ``on_event`` sees every event (it may answer
+        `ApprovalRequested` with ``event.respond(...)`` when ``answers_approvals=True``)."""
         box: list[RunState | None] = [None]
-        async with contextlib.aclosing(self._stream(task, deps, session_id, box)) as events:
+        stream = self._stream(task, deps, session_id, box, None, answers_approvals)
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
                 if on_event is not None:
                     on_event(event)
@@ -362,7 +384,8 @@ class Agent:
         deps: Any = None,
         session_id: str | None = None,
     ) -> RunResult:
-        """`run` in a fresh event loop. An engine the agent built is closed at the end."""
+        """`run` in a fresh event loop. An engine the agent built is closed at the end.
+        Nobody answers approvals here but ``on_approval``: without it, asked calls are denied."""
 
         async def main() -> RunResult:
             try:
@@ -501,15 +524,22 @@ class Agent:
         return conv.model
 
     def _state(
-        self, conv: _Conversation, model: ModelLayer, emit: Callable[[object], None], deps: Any
+        self,
+        conv: _Conversation,
+        model: ModelLayer,
+        emit: Callable[[object], None],
+        deps: Any,
+        answers_approvals: bool = False,
     ) -> RunState:
         runtime = ToolRuntime(
             registry=self.registry,
             workspace=self.workspace,
             policy=self.policy,
             on_approval=self.on_approval,
+            answers_approvals=answers_approvals,
+            approval_timeout=self.approval_timeout,
             deps=deps,
-            spill=conv.spill,
+            spill=conv.spill if recall_output.name in self.registry else None,
             media_check=_media_checker(model, self.media_limits, conv.history),
         )
         return RunState(
@@ -534,6 +564,7 @@ class Agent:
         session_id: str | None,
         put: Callable[[object], None],
         box: list[RunState | None],
+        answers_approvals: bool = False,
     ) -> None:
         notices: list[Notice] = []
         conv, resumed = self._open(session_id, notices)
@@ -549,7 +580,7 @@ class Agent:
                 if log is not None and getattr(event, "kind", None) in _LOGGED:
                     log.event(event)  # type: ignore[arg-type]
 
-            state = self._state(conv, model, emit, deps)
+            state = self._state(conv, model, emit, deps, answers_approvals)
             box[0] = state
             self.session_id = conv.session_id
             text = ""

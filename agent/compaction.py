@@ -50,7 +50,7 @@ import json
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..errors import AgentError, ConfigError
@@ -437,6 +437,49 @@ class ClipToolOutputs(Tier):
         other = _size_chars(value) - sum(leaves)
         cap = _water_level(leaves, max(200, budget - other))
         return _map_strings(value, lambda s: self._clip_text(s, cap, spill_id))
+
+
+def fit_fresh_results(history: Sequence[Message], ctx: CompactionContext) -> Compaction | None:
+    """Clip the latest tool round's results until the history fits ``ctx.limit_tokens``.
+
+    The last resort when one round returned more than the room left (a big file on a small
+    context): the results are the latest message, which no tier may drop, and the model has not
+    seen them yet, so cutting them costs no cache. Each keeps its head and tail with a marker;
+    the full text is in the spill store. None when the history fits, or when even empty results
+    would not fit (then nothing here can help).
+    """
+    tokens = ctx.tokens if ctx.tokens is not None else ctx.count_tokens(history)
+    last = history[-1] if history else None
+    if tokens <= ctx.limit_tokens or not isinstance(last, ModelTurn) or not last.tool_results:
+        return None
+    empty = [r.model_copy(update={"content": ""}) for r in last.tool_results]
+    base = ctx.count_tokens([*history[:-1], last.model_copy(update={"tool_results": empty})])
+    room = ctx.limit_tokens - base
+    sizes = [_size_chars(r.content) for r in last.tool_results]
+    if room <= 0 or not any(sizes):
+        return None
+    clipper = ClipToolOutputs()
+    calls = _calls_by_id(last)
+    originals = list(last.tool_results)
+    budget = int(room * sum(sizes) / max(1, tokens - base) * 0.9)  # chars the room holds
+    for _ in range(4):  # the estimate of chars per token may be off: check and shrink
+        cap = _water_level(sizes, max(budget, 100 * len(sizes)))
+        results, dropped = [], []
+        for i, (r, size) in enumerate(zip(originals, sizes, strict=True)):
+            if size <= cap:
+                results.append(r)
+                continue
+            clipped, item = clipper._clip(r, calls.get(r.call_id), ctx.spill, cap)
+            originals[i] = r.model_copy(update={"spill_id": clipped.spill_id})  # spilled once
+            results.append(clipped)
+            dropped.append(item)
+        out = [*history[:-1], last.model_copy(update={"tool_results": tuple(results)})]
+        after = ctx.count_tokens(out)
+        if after <= ctx.limit_tokens:
+            event = replace(clipper._event(tokens, after, dropped), tier="fit_fresh_results")
+            return Compaction(out, event, (event,))
+        budget = int(budget * ctx.limit_tokens / after * 0.8)
+    return None
 
 
 def _string_leaves(value: Any, out: list[int]) -> None:
@@ -1138,5 +1181,6 @@ __all__ = [
     "Tier",
     "compute_facts",
     "default_compactor",
+    "fit_fresh_results",
     "render_facts",
 ]

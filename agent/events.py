@@ -125,6 +125,7 @@ class Usage:
     tokens_per_second: float
     context_tokens: int  # exact size of the history as the engine sees it
     context_limit: int  # usable context: max length minus the output reserve
+    context_window: int = 0  # the model's whole context (max length); the rest is the reserve
 
 
 @dataclass(frozen=True, slots=True)

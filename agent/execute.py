@@ -41,6 +41,10 @@ class ToolRuntime:
     workspace: Path
     policy: Any = None  # tools.ApprovalPolicy or None (= allow everything)
     on_approval: ApprovalCallback | None = None
+    # Whether the consumer of the event stream answers ApprovalRequested (the TUI does). With
+    # neither that nor on_approval, a call the policy asks about is denied at once.
+    answers_approvals: bool = False
+    approval_timeout: float | None = None  # seconds to wait for an answer; None: no limit
     deps: Any = None
     spill: Any = None  # tools.SpillStore
     special: dict[str, Special] = field(default_factory=dict)
@@ -79,11 +83,8 @@ async def execute_calls(
     invalid: dict[str, str],
     results: dict[str, ToolResult],
     on_result: Callable[[ToolResult], None],
-    crashed: list[str] | None = None,
 ) -> None:
     """Fill ``results`` (call id → result) for every call; ``invalid`` holds parse errors."""
-
-    crashed = crashed if crashed is not None else []
 
     def tool_emit(event: object) -> None:
         ev = tool_event(event, step)
@@ -126,8 +127,6 @@ async def execute_calls(
         )
         if outcome.media:
             result = _with_media(rt, result, outcome.media)
-        if outcome.crashed:
-            crashed.append(call.id)
         finish(call, result, t0)
 
     for batch in _batches(rt, runnable):
@@ -187,14 +186,31 @@ async def _approve(rt: ToolRuntime, tool: Any, call: ToolCall, step: int, emit: 
         return None
     if decision.action == "deny":
         return f"Denied by the approval policy: {decision.reason}"
+    if rt.on_approval is None and not rt.answers_approvals:
+        emit(Notice(f"{call.name} needs approval; no one can answer: denied", "warning", step))
+        return (
+            f"This call needs a person's approval ({decision.reason}) and no one is available "
+            "to give it, so it was not run. Do not retry it; use another approach that needs "
+            "no approval, or finish and say what needs approving."
+        )
     answer: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
     request = ApprovalRequested(call, decision.reason, step, answer)
     emit(request)
-    if rt.on_approval is not None:
-        choice = await rt.on_approval(request)
-        if choice is not None:
-            request.respond(choice)
-    choice = await answer
+    try:
+        async with asyncio.timeout(rt.approval_timeout):
+            if rt.on_approval is not None:
+                choice = await rt.on_approval(request)
+                if choice is not None:
+                    request.respond(choice)
+            choice = await asyncio.shield(answer)
+    except TimeoutError:
+        request.respond("deny")  # a face still showing the request sees it answered
+        waited = f"{rt.approval_timeout:g} s"
+        emit(Notice(f"{call.name}: no answer within {waited}: denied", "warning", step))
+        return (
+            f"No one approved this call within {waited}, so it was not run. "
+            "Do not retry it; use another approach, or finish and say what needs approving."
+        )
     if choice == "allow_always":
         rt.policy.remember(tool, call.arguments)
     if choice in ("allow", "allow_always"):

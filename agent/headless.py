@@ -99,6 +99,7 @@ async def _main(
             tool_choice=getattr(args, "tool_choice", None) or "auto",
             approval=approval,
             on_approval=None if json_mode or not _interactive() else _ask_on_terminal,
+            approval_timeout=getattr(args, "approval_timeout", None),
             max_steps=getattr(args, "max_steps", None) or 50,
         )
         task: Any = getattr(args, "task", None)
@@ -106,11 +107,10 @@ async def _main(
             task = [task, *media]
         view: _View = _JsonView(out) if json_mode else _RichView(out)
         finished: RunFinished | None = None
+        # Without a terminal to ask (--json, piped stdin) asked calls are denied at once.
         async for event in agent.stream(task, session_id=getattr(args, "resume", None)):
             if isinstance(event, RunStarted):
                 holder["session_id"] = event.session_id
-            if isinstance(event, ApprovalRequested) and agent.on_approval is None:
-                event.respond("deny")  # nobody to ask: the model reads the denial
             view.show(event)
             if isinstance(event, RunFinished):
                 finished = event

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from ..errors import EngineError
-from .compaction import CompactionContext
+from .compaction import CompactionContext, fit_fresh_results
 from .events import Notice, RunFinished, StopReason, Usage
 from .execute import execute_calls
 from .limits import LoopGuard
@@ -51,11 +51,7 @@ async def _steps(run: RunState) -> RunFinished:
         prompt = run.model.prompt_for(run.history)
         size = run.model.prompt_tokens(prompt)  # media placeholders expanded, as the engine will
         if size >= run.model.engine.info.max_model_len:
-            return run.finish(
-                "context_overflow",
-                f"the history ({size} tokens) fills the context "
-                f"({run.model.engine.info.max_model_len}); enable compaction or start a new session",
-            )
+            return run.overflow(size)
         run.step += 1
         gen, problems, invalid = await _plan(run, prompt)
         turn = gen.turn()
@@ -121,6 +117,7 @@ async def _plan(run: RunState, prompt: list[int]) -> tuple[Generation, list[str]
                 run.step, gen.usage.prompt_tokens, gen.usage.cached_prompt_tokens,
                 gen.usage.generated_tokens, gen.usage.thinking_tokens, gen.tokens_per_second,
                 gen.prompt_len + len(gen.ids), run.model.context_limit,
+                run.model.engine.info.max_model_len,
             )
         )  # fmt: skip
         if not problems or attempt == run.limits.max_redecodes or run.budget_spent():
@@ -133,22 +130,21 @@ async def _plan(run: RunState, prompt: list[int]) -> tuple[Generation, list[str]
 async def _execute(
     run: RunState, turn: ModelTurn, invalid: dict[str, str], gen: Generation, note: str | None
 ) -> ModelTurn:
-    """Run the calls; append the results to the live prompt (exact append, FORMAT.md §9.5)."""
+    """Run the calls; append the results to the live prompt (an exact append, see
+    docs/format.md, 'Exact appends and the prefix cache')."""
     if run.log is not None:
         run.log.turn_pending(turn)
     results: dict[str, ToolResult] = {}
-    crashed: list[str] = []
     log = run.log
     on_result = (lambda r: log.tool_result(turn.id, r)) if log is not None else _ignore
     try:
         await execute_calls(
             run.tools, turn.tool_calls, step=run.step, emit=run.emit, invalid=invalid,
-            results=results, on_result=on_result, crashed=crashed,
+            results=results, on_result=on_result,
         )  # fmt: skip
     except asyncio.CancelledError:
         run.commit(_with_results(turn, results, CANCELLED))  # partial turn kept
         raise
-    run.crashes += len(crashed)
     if note is not None:
         results = {k: _noted(r, note) for k, r in results.items()}
     done = _with_results(turn, results, CANCELLED)
@@ -175,19 +171,28 @@ def _with_results(turn: ModelTurn, results: dict[str, ToolResult], missing: str)
 
 
 async def _compact(run: RunState) -> None:
-    """Between steps only: a call is never separated from its result."""
-    if run.compactor is None:
-        return
-    ctx = CompactionContext(
+    """Between steps only: a call is never separated from its result. Then, compactor or not,
+    fresh results larger than the room left are clipped to fit (the run goes on)."""
+    if run.compactor is not None:
+        done = await run.compactor.compact(run.history, _context(run))
+        if done is not None:
+            run.replace_history(done.history, done.event)
+    fitted = fit_fresh_results(run.history, _context(run))
+    if fitted is not None:
+        run.replace_history(fitted.history, fitted.event)
+        ev = fitted.event
+        note = f"a tool result was too large for the context: clipped to fit ({ev.tokens_after})"
+        run.emit(Notice(note, "warning", run.step))
+
+
+def _context(run: RunState) -> CompactionContext:
+    return CompactionContext(
         count_tokens=run.model.count_tokens,
         limit_tokens=run.model.context_limit,
         summarize=run.summarize,
         spill=run.tools.spill,
         tokens=run.model.context_tokens(run.history),
     )
-    done = await run.compactor.compact(run.history, ctx)
-    if done is not None:
-        run.replace_history(done.history, done.event)
 
 
 def _ignore(_result: Any) -> None:

@@ -4,7 +4,7 @@ A history is a list of `Message`: the user's messages, the model's turns and com
 summaries. A `ModelTurn` is one model generation round (one engine request): its reasoning,
 its text, the tool calls it made and their results. A call is never separated from its result,
 so a turn is the unit compaction keeps or replaces. Consecutive `ModelTurn`s render as one
-Gemma 4 model turn (FORMAT.md §5.4).
+Gemma 4 model turn (docs/format.md, 'Placement within a model turn').
 """
 
 from __future__ import annotations

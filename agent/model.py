@@ -1,11 +1,11 @@
 """The model layer: history → Gemma 4 prompt ids → engine → streaming parser → a model turn.
 
-Within an agent turn every tool round is an exact append (FORMAT.md §9.5): the next prompt is
-``P + G' + continuation`` where ``P`` is the previous prompt, ``G'`` the generated ids with their
-tail normalised to ``<|tool_response>`` and the continuation the rendered tool responses. Nothing
-is re-rendered or re-tokenized per step, so the engine's prefix cache always hits and the
-per-step cost does not grow with the history. A new user message (or a compaction) re-renders
-the whole history canonically once.
+Within an agent turn every tool round is an exact append (docs/format.md, 'Exact appends and the
+prefix cache'): the next prompt is ``P + G' + continuation`` where ``P`` is the previous prompt,
+``G'`` the generated ids with their tail normalised to ``<|tool_response>`` and the continuation
+the rendered tool responses. Nothing is re-rendered or re-tokenized per step, so the engine's
+prefix cache always hits and the per-step cost does not grow with the history. A new user
+message (or a compaction) re-renders the whole history canonically once.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ class ModelLayer:
         )
 
     def render(self, history: Sequence[Message]) -> list[int]:
-        # prompts renders our typed messages directly (PL2 split, native tool_responses, P4).
+        # prompts renders our typed messages directly (text before calls as its own message,
+        # results as native tool_responses).
         system = [{"role": "system", "content": self.instructions}] if self.instructions else []
         msgs: list[Any] = [*system, *history]
         return render_ids(
@@ -311,7 +312,7 @@ class ModelLayer:
         return ModelTurn(reasoning=parsed.reasoning or None, text=parsed.content.strip())
 
     def prompt_in_thought(self, prompt: Sequence[int]) -> bool:
-        """The prompt ends inside an open thought channel (FORMAT.md §6 G2, thinking on)."""
+        """The prompt ends inside an open thought channel (after a tool round, thinking on)."""
         marker = self.tokenizer.control_marker
         for token_id in reversed(prompt[-64:]):
             m = marker(token_id)
@@ -320,7 +321,7 @@ class ModelLayer:
         return False
 
     def _thinking_tokens(self, prompt: Sequence[int], ids: Sequence[int]) -> int:
-        """Ids generated inside the thought channel (the prompt may have opened it, G2)."""
+        """Ids generated inside the thought channel (the prompt may have opened it)."""
         ch_open, ch_close = self._ctl(T.CHANNEL_OPEN), self._ctl(T.CHANNEL_CLOSE)
         inside = self.prompt_in_thought(prompt)
         if not inside and ch_open not in ids:
@@ -341,7 +342,8 @@ class ModelLayer:
         The append happens in `apply_staged`, after the compactor had its chance to shorten
         the fresh results, so a clipped result does not cost a re-render. A round whose
         results carry images or audio is not staged: the next request re-renders the history,
-        which places the media placeholders after the tool responses (FORMAT.md §5.3).
+        which places the media placeholders after the tool responses (docs/format.md, 'Tool
+        responses').
         """
         if any(r.attachments for r in turn.tool_results):
             self._staged = None
@@ -350,7 +352,7 @@ class ModelLayer:
         tr_open = self._ctl(T.TOOL_RESPONSE_OPEN)
         if not ids or ids[-1] != tr_open:
             if ids and ids[-1] in self._stop_ids:
-                ids.pop()  # <turn|> or <eos> where <|tool_response> belonged (FORMAT.md 8.4 #8/#9)
+                ids.pop()  # <turn|> or <eos> where <|tool_response> belonged (robustness 8, 9)
             tc_open, tc_close = self._ctl(T.TOOL_CALL_OPEN), self._ctl(T.TOOL_CALL_CLOSE)
             if _rindex(ids, tc_open) > _rindex(ids, tc_close):
                 ids.append(tc_close)
@@ -424,9 +426,9 @@ class ModelLayer:
     def summary_prompt(self, history: Sequence[Message], instruction: str) -> list[int]:
         """The live prompt (with a staged tool round) cut after its last tool response, then
         ``<turn|>`` and the instruction as a user turn: an exact append. A canonical render
-        would differ from the live ids wherever the model's own ids are not canonical (the
-        turn's reasoning is dropped, argument text re-rendered; FORMAT.md §9.5 #7, H9) and
-        break the cache there, often at the first step of the run. A history that is not the
+        would differ from the live ids wherever the model's own ids are not canonical (the turn's
+        reasoning is dropped, argument text re-rendered; docs/format.md, 'Re-rendering differences')
+        and break the cache there, often at the first step of the run. A history that is not the
         live one (a new user message, media in the last round) is rendered canonically.
         """
         base: list[int] | None = None
@@ -465,7 +467,7 @@ class ModelLayer:
         return ids[_rindex(ids, self._ctl(T.TOOL_RESPONSE_CLOSE)) + 1 :]
 
     def forget(self) -> None:
-        """After a final answer the next user message re-renders canonically (§9.5 step 7)."""
+        """After a final answer the next user message re-renders the history canonically."""
         self._synced = None
 
 

@@ -53,7 +53,6 @@ class RunState:
     sampling: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     failed: bool = False  # the previous step failed: more thinking budget for this one
-    crashes: int = 0
     output: Any = None
     output_ready: bool = False
     usage: RunUsage = field(default_factory=RunUsage)
@@ -72,6 +71,24 @@ class RunState:
         self.finished = event
         self.emit(event)
         return event
+
+    def overflow(self, size: int) -> RunFinished:
+        """Stop: the history (``size`` tokens) does not fit and nothing more can be cut."""
+        window = self.model.engine.info.max_model_len
+        first = next((i for i, m in enumerate(self.history) if isinstance(m, UserMessage)), None)
+        base = self.model.count_tokens(self.history[: first + 1]) if first is not None else size
+        if base >= window or first == len(self.history) - 1:
+            return self.finish(
+                "context_overflow",
+                f"the system turn ({len(self.model.declarations)} tools) and the task alone take "
+                f"{base} tokens of the {window}-token context: raise the context length "
+                "(--max-model-len), give the agent fewer tools, or shorten the task",
+            )
+        return self.finish(
+            "context_overflow",
+            f"the history ({size} tokens) fills the context ({window}) and nothing more can be "
+            "cut; turn compaction on, raise --max-model-len, or start a new session",
+        )
 
     def commit(self, turn: ModelTurn) -> None:
         """Append a finished model turn to the history and the log (a turn boundary: fsync)."""
@@ -170,6 +187,8 @@ class RunState:
                 problems.append(
                     f"tool call {c.name or '?'} was {'cut off' if cut else 'malformed'}"
                 )
+        if gen.parsed.call_cut_off:  # cut before its arguments: the parser reports no call
+            problems.append("a tool call was cut off before its arguments")
         for call in gen.calls:
             if call.id in invalid:
                 continue

@@ -1,9 +1,10 @@
 """Prefix-cache efficiency of an agent-shaped request sequence, and decode speed.
 
 Each of 30 steps sends the previous prompt + the model's output (a constrained tool call) + a
-tool response, the way the agent loop appends within a turn (FORMAT.md §9.5). Prints prompt vs
-cached prompt tokens per step and the overall ratio (goal >= 90%), then tokens/s for one stream
-and for a batch of 8. Default: the tiny model on this machine, 32-token KV blocks.
+tool response, the way the agent loop appends within a turn (docs/format.md, 'Exact appends and the
+prefix cache'). Prints prompt vs cached prompt tokens per step and the overall ratio (goal >= 90%),
+then tokens/s for one stream and for a batch of 8. Default: the tiny model on this machine, 32-token
+KV blocks.
 
     .venv/bin/python bench/engine_prefix.py [--model PATH --variant V] [--steps 30]
 """
@@ -57,7 +58,7 @@ async def prefix_run(engine: VLLMEngine, steps: int) -> None:
         print(
             f"{step:>4} {usage.prompt_tokens:>7} {usage.cached_prompt_tokens:>7} {hit:>6.1%} {len(out):>6}"
         )
-        # Normalize the tail to <|tool_response> (§9.5 step 4), then append the tool result.
+        # Normalize the tail to <|tool_response> (as the agent does), then append the tool result.
         tr = tok.control_id(T.TOOL_RESPONSE_OPEN)
         if not out or out[-1] != tr:
             out = (

@@ -102,17 +102,21 @@ class AgentSolver:
         self.trajectories.mkdir(parents=True, exist_ok=True)
         log_path = self.trajectories / f"{run_id}.jsonl"
         log_path.unlink(missing_ok=True)  # a torn log of a killed run: this sample starts over
+        options: dict[str, Any] = {
+            # Unattended: the tools are confined to the workspace and sandboxed. No store: the
+            # user's remembered approvals neither apply here nor collect eval workspaces. With
+            # another policy, nobody answers: asked calls are denied at once.
+            "approval": ApprovalPolicy("yolo", workspace=workspace.work),
+            "time_limit": task.agent_timeout,
+            **self.agent_options,
+        }
         agent = Agent(
             engine=self.engine,
             tools=list(self.tools()),
             instructions=self.instructions,
             workspace=workspace.work,
-            # Unattended: the tools are confined to the workspace and sandboxed. No store: the
-            # user's remembered approvals neither apply here nor collect eval workspaces.
-            approval=ApprovalPolicy("yolo", workspace=workspace.work),
             sessions_dir=self.trajectories,
-            time_limit=task.agent_timeout,
-            **self.agent_options,
+            **options,
         )
         out = SolveOutcome(trajectory=log_path)
 

@@ -4,7 +4,7 @@
 ``{"type": "function", "function": {...}}`` or bare ``{"name", "parameters"}``) into a Lark
 grammar over the whole model output, in llguidance's dialect: control tokens are written as
 ``<|tool_call>`` and match that single token id, quoted strings and ``/regex/`` match ordinary
-text. Calls follow FORMAT.md §5.2 (``<|tool_call>call:NAME{key:value,...}<tool_call|>``) with
+text. Calls follow the Gemma 4 syntax (``<|tool_call>call:NAME{key:value,...}<tool_call|>``) with
 allowed names, argument keys (required ones mandatory; keys in sort_ci order, as the template
 renders them), types, enums, nested objects and arrays, and ``<|"|>``-delimited strings.
 
@@ -80,7 +80,7 @@ class _Builder:
     # -- values -------------------------------------------------------------------------
     def string(self, max_len: int | None = None) -> str:
         limit = max_len if max_len is not None else self.max_string_chars
-        # String contents are ordinary text (no control tokens), quotes/braces allowed (§5.1).
+        # String contents are ordinary text (no control tokens), quotes/braces allowed.
         body = f"/(?s:.{{0,{int(limit)}}})/" if limit is not None else "/(?s:.*)/"
         return f'<|"|> {body} <|"|>'
 
@@ -207,10 +207,10 @@ def tool_call_grammar(
     """The Lark grammar (llguidance dialect) constraining one model output.
 
     ``thinking``: whether a thought block may come before forced calls ("required"/NAME);
-    with thinking off the calls come first. ``prompt_in_thought``: the prompt ends inside an open thought channel (e.g. ends with
-    ``<|channel>thought\\n``, FORMAT.md §6 G2), so the output may start with reasoning text
-    closed by ``<channel|>``. ``max_string_chars`` bounds string arguments without a
-    ``maxLength`` (None: unbounded).
+    with thinking off the calls come first. ``prompt_in_thought``: the prompt ends inside an open
+    thought channel (e.g. ends with ``<|channel>thought\\n`` after a tool round with thinking on),
+    so the output may start with reasoning text closed by ``<channel|>``. ``max_string_chars``
+    bounds string arguments without a ``maxLength`` (None: unbounded).
     """
     fns = [_function(t) for t in tools]
     names = [f["name"] for f in fns]

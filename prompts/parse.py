@@ -1,17 +1,18 @@
 """Parse Gemma 4 model output: reasoning, content and tool calls, whole or streamed.
 
-One state machine (FORMAT.md §8.3) serves both entry points: :func:`parse_output` feeds it the
-whole text, :class:`StreamParser` feeds it deltas (text, or token ids so that control tokens are
-recognised by id, §9.4). Every decision depends only on the output seen so far, never on how it
-was split, so ``StreamParser.finish()`` equals ``parse_output`` of the whole text for every split
-point. Work is linear in the output: a delta is scanned once (control markers, and brackets only
-outside strings), and each call is parsed once when it ends.
+One state machine (docs/format.md, 'Streaming parser') serves both entry points:
+:func:`parse_output` feeds it the whole text, :class:`StreamParser` feeds it deltas (text, or token
+ids so that control tokens are recognised by id). Every decision depends only on the output seen so
+far, never on how it was split, so ``StreamParser.finish()`` equals ``parse_output`` of the whole
+text for every split point. Work is linear in the output: a delta is scanned once (control markers,
+and brackets only outside strings), and each call is parsed once when it ends.
 
-Robustness (§8.4): empty/ghost thought blocks, labels, stray markers, missing ``call:``,
-parentheses, calls ended by ``<turn|>``/``<eos>``/end of output, truncation (incomplete calls are
-flagged, never dropped silently), bare values, whitespace, quoted keys, duplicate keys, unknown
-tools and schema mismatches (reported in ``ParsedToolCall.error``). Nothing here raises on model
-output.
+Robustness (docs/format.md, 'Parser robustness'): empty/ghost thought blocks, labels, stray markers,
+missing ``call:`` or a stray colon before it, parentheses, calls ended by ``<turn|>``/``<eos>``/end
+of output, truncation (incomplete calls are flagged; a call cut off before its arguments, whose
+name may be partial, is no call but ``ParsedOutput.call_cut_off``), bare values and unions (a value
+stays in the first alternative it fits), whitespace, quoted keys, duplicate keys, unknown tools and
+schema mismatches (reported in ``ParsedToolCall.error``). Nothing here raises on model output.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import tokens as T
-from .schema import normalize_schema
+from .schema import ALTERNATIVES, FULL_ITEMS, normalize_schema
 from .tokens import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class ParsedOutput:
     or None when the output just ended (cut off, or a text without its stop token).
     ``complete`` is False when the output was cut off inside a call or (without a stop marker)
     inside the reasoning. ``reasoning_as_content``: the answer was written inside a never-closed
-    thought channel and is exposed as ``content`` too (§8.4 #18).
+    thought channel and is exposed as ``content`` too (robustness case 18). ``call_cut_off``: the
+    output ended inside a tool call before its arguments began, so even its name may be partial
+    (``<|tool_call>cal``): that call is not in ``tool_calls``, and ``complete`` is False.
     """
 
     reasoning: str | None
@@ -63,6 +66,7 @@ class ParsedOutput:
     complete: bool = True
     stop: str | None = None
     reasoning_as_content: bool = False
+    call_cut_off: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +217,11 @@ def _text_event(cache: dict[str, _TextEvent], kind: type[_TextEvent], text: str)
 
 
 # ---------------------------------------------------------------------------------------------
-# Argument parsing (FORMAT.md §8.5)
+# Argument parsing (docs/format.md, 'Argument parsing and coercion')
 
 
 class _Bare:
-    """An unquoted scalar; its raw text is kept until the schema decides its type (A3/A4)."""
+    """An unquoted scalar; its raw text is kept until the schema decides its type."""
 
     __slots__ = ("raw",)
 
@@ -244,10 +248,10 @@ def _bare_default(raw: str) -> Any:
 
 def _split_name(head: str) -> str:
     name = head.strip()
+    if name.startswith(":"):  # ":name{" and ":call:name{" (a stray colon; vLLM accepts both)
+        name = name[1:].lstrip()
     if name.startswith("call:"):
         name = name[5:].lstrip()
-    elif name.startswith(":"):
-        name = name[1:].lstrip()
     return name.replace(T.STR, "").strip() if T.STR in name else name
 
 
@@ -374,7 +378,7 @@ def _parse_body(runs: Sequence[str]) -> tuple[str, dict[str, Any], bool]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Schema coercion (A3/A4)
+# Schema coercion (the declared type wins)
 
 
 def _to_number(text: str, integer: bool) -> Any:
@@ -398,6 +402,9 @@ def _coerce(value: Any, schema: Mapping[str, Any] | None, path: str, errors: lis
     kind = schema.get("type")
     if kind == "string" and type(value) is str:  # the common case
         return value
+    alternatives = schema.get(ALTERNATIVES)
+    if alternatives:
+        return _coerce_union(value, alternatives, path, errors)
     if not isinstance(kind, str):
         kind = ""
     if isinstance(value, _Bare):
@@ -444,10 +451,44 @@ def _coerce(value: Any, schema: Mapping[str, Any] | None, path: str, errors: lis
         if kind not in ("array", ""):
             errors.append(f"{path}: expected {kind}, got an array")
             return _plain_value(value)
-        items = schema.get("items")
+        items = schema.get(FULL_ITEMS) or schema.get("items")
         items = items if type(items) is dict or isinstance(items, Mapping) else None
         return [_coerce(v, items, f"{path}[{i}]", errors) for i, v in enumerate(value)]
     return value
+
+
+_FITS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def _coerce_union(value: Any, alternatives: Any, path: str, errors: list[str]) -> Any:
+    """A value of a union (``anyOf``) goes to the first alternative it fits as written: a bare
+    ``5`` is an integer, ``<|"|>5<|"|>`` a string, a bare word a string. Only when none fits
+    as written is it converted, by the first alternative that converts it without an error."""
+    alts = [a for a in alternatives if type(a) is dict or isinstance(a, Mapping)]
+    if not alts:
+        return _plain_value(value)
+    written = _bare_default(value.raw) if isinstance(value, _Bare) else value
+    if written is None:
+        return None  # null: the caller decides whether it is allowed
+    kind_of = type(written)
+    for alt in alts:
+        fits = _FITS.get(alt.get("type"))  # type: ignore[arg-type]
+        if fits is None or kind_of in fits:
+            return _coerce(value, alt, path, errors)
+    if kind_of is str or kind_of is int or kind_of is float or kind_of is bool:
+        for alt in alts:
+            trial: list[str] = []
+            converted = _coerce(value, alt, path, trial)
+            if not trial:
+                return converted
+    return _coerce(value, alts[0], path, errors)
 
 
 def _coerce_object(
@@ -474,7 +515,8 @@ def _coerce_object(
 
 
 def _plain_value(value: Any) -> Any:
-    """Bare scalars to their A3 values, in place and without recursion (nesting is unbounded)."""
+    """Bare scalars to their schema-less values (true/false/null, numbers, else text), in place and
+    without recursion (nesting is unbounded)."""
     if isinstance(value, _Bare):
         return _bare_default(value.raw)
     stack = [value] if isinstance(value, dict | list) else []
@@ -612,7 +654,7 @@ def _markers_by_id(tokenizer: Tokenizer) -> dict[int, str]:
 
 
 def _initial_mode(prompt_tail: str) -> int:
-    """I4: REASONING iff the last of these markers in the prompt is ``<|channel>``."""
+    """The start state: REASONING iff the last of these markers in the prompt is ``<|channel>``."""
     opened = prompt_tail.rfind(T.CHANNEL_OPEN)
     if opened < 0:
         return _CONTENT
@@ -621,21 +663,21 @@ def _initial_mode(prompt_tail: str) -> int:
 
 
 class StreamParser:
-    """Incremental Gemma 4 output parser (one instance per request, FORMAT.md I3).
+    """Incremental Gemma 4 output parser (one instance per request).
 
     ``feed_text`` recognises control tokens by string (a marker split across deltas is held
     back); ``feed_ids`` by id (needs ``tokenizer``; ordinary ids are decoded incrementally).
     Both return the events the delta completes, adjacent deltas of one kind (and call) merged
     into one event per feed; immutable events are reused for recurring token texts. Joined, the
     reasoning/content deltas are the final ``reasoning``/``content`` (except where the end
-    re-labels text: a stray ``<channel|>`` §8.4 #4, reasoning exposed as content #18, plain-text
-    calls #11), and a call's argument deltas are its raw text from the opening bracket.
+    re-labels text: robustness cases 4, a stray ``<channel|>``; 18, reasoning exposed as content;
+    11, plain-text calls), and a call's argument deltas are its raw text from the opening bracket.
     :meth:`flush` returns the events the end of the output completes (held-back text, a call
     cut off). :meth:`finish` returns the authoritative
     :class:`ParsedOutput`, equal to ``parse_output`` of the whole output. ``prompt_tail`` (text,
-    or ``prompt_tail_ids`` with a tokenizer) sets the initial state (I4): a prompt ending in an
+    or ``prompt_tail_ids`` with a tokenizer) sets the initial state: a prompt ending in an
     open ``<|channel>thought\\n`` starts in reasoning. ``thinking``: enable_thinking of the
-    request (a bare leading ``thought\\n`` then opens reasoning, §8.4 #3).
+    request (a bare leading ``thought\\n`` then opens reasoning, robustness case 3).
     """
 
     def __init__(
@@ -662,14 +704,14 @@ class StreamParser:
         self._result: ParsedOutput | None = None
         self._final_events: list[ParseEvent] = []  # completed by finish(), for flush()
         self._stop: str | None = None
-        self._structure = self._mode == _REASONING  # any channel/call seen (for §8.4 #4)
-        # start of output in CONTENT: a bare "thought\n" label may be coming (§8.4 #3)
+        self._structure = self._mode == _REASONING  # any channel/call seen (robustness case 4)
+        # start of output in CONTENT: a bare "thought\n" label may be coming (case 3)
         self._start: str | None = "" if self._mode == _CONTENT else None
         # content
         self._content: list[str] = []
         self._c_started = False
         self._c_hold = ""
-        self._stray_close: int | None = None  # content chunks before it are reasoning (#4)
+        self._stray_close: int | None = None  # chunks before it are reasoning (case 4)
         # reasoning: raw text of each thought segment
         self._segments: list[list[str]] = []
         self._label: str | None = None  # label buffer while the "thought\n" label is undecided
@@ -682,6 +724,7 @@ class StreamParser:
         # calls
         self._call: _Call | None = None
         self._calls: list[ParsedToolCall] = []
+        self._call_cut_off = False  # the output ended in a call before its arguments
         # feed_text's fast path: the call whose string argument is open, nothing held back
         self._str_call: _Call | None = None
         # Events are immutable values: one per distinct delta text is reused (tokens recur).
@@ -908,7 +951,7 @@ class StreamParser:
                 self._structure = True
                 self._begin_call()
             elif marker == T.CHANNEL_CLOSE:
-                if not self._structure:  # §8.4 #4: the text so far was reasoning
+                if not self._structure:  # robustness case 4: the text so far was reasoning
                     self._structure = True
                     self._stray_close = len(self._content)
                 log.debug("dropped a stray <channel|>")
@@ -921,14 +964,21 @@ class StreamParser:
         if self._start is not None:
             self._decide_start(events, final=True)
         if self._mode == _CALL:
-            self._end_call(events)
+            call = self._call
+            if stop is None and call is not None and not call.opened:
+                # Cut off before the arguments: the name may be partial. No call, no events
+                # (its ToolCallStart is sent only at the opening bracket).
+                self._call = None
+                self._call_cut_off = True
+            else:
+                self._end_call(events)
         elif self._mode == _REASONING:
             self._open_reasoning_at_end = True
             self._end_segment(events)
         self._stop = stop
         self._mode = _DONE
 
-    # -- start of output (§8.4 #3) ------------------------------------------------------------
+    # -- start of output (robustness case 3) ----------------------------------------------------
 
     def _start_text(self, text: str, events: list[ParseEvent]) -> None:
         self._start = (self._start or "") + text
@@ -1095,11 +1145,15 @@ class StreamParser:
             and not calls
             and reasoning
         ):
-            content, as_content = reasoning, True  # §8.4 #18
-        complete = all(c.complete for c in calls) and not (
-            self._stop is None and self._open_reasoning_at_end
+            content, as_content = reasoning, True  # robustness case 18
+        complete = (
+            all(c.complete for c in calls)
+            and not (self._stop is None and self._open_reasoning_at_end)
+            and not self._call_cut_off
         )
-        return ParsedOutput(reasoning, content, calls, complete, self._stop, as_content)
+        return ParsedOutput(
+            reasoning, content, calls, complete, self._stop, as_content, self._call_cut_off
+        )
 
 
 def _segment_text(raw: str) -> str:
@@ -1113,7 +1167,8 @@ def _segment_text(raw: str) -> str:
 def _plain_text_calls(
     content: str, schemas: dict[str, dict[str, Any]]
 ) -> tuple[str, list[ParsedToolCall]]:
-    """§8.4 #11: ``call:name{...}`` written as plain text, accepted for declared tools only."""
+    """Robustness case 11: ``call:name{...}`` written as plain text, accepted for declared tools
+    only."""
     calls: list[ParsedToolCall] = []
     kept: list[str] = []
     pos = 0
@@ -1166,7 +1221,7 @@ def parse_output(
     thinking: bool = False,
     prompt_tail: str = "",
 ) -> ParsedOutput:
-    """Parse a whole generation (control tokens recognised by string, FORMAT.md I2: for tests
+    """Parse a whole generation (control tokens recognised by string: for tests
     and offline tools; the live loop feeds ids to :class:`StreamParser`).
 
     Include the stop marker (``<turn|>``, ``<|tool_response>``…) to get ``stop``; vLLM's

@@ -1,9 +1,10 @@
 """Render Gemma 4 prompts: byte-exact chat rendering, safe tokenization, tool-round continuations.
 
 The templates in ``templates/`` are rendered with the same Jinja settings as
-``transformers.apply_chat_template`` (FORMAT.md §11.1): an ``ImmutableSandboxedEnvironment``
-with ``trim_blocks``, ``lstrip_blocks`` and ``loopcontrols``. Input preprocessing follows E4
-(objects to plain data, top-level ``None`` keys dropped, reasoning aliases).
+``transformers.apply_chat_template`` (docs/format.md, 'Jinja settings'): an
+``ImmutableSandboxedEnvironment`` with ``trim_blocks``, ``lstrip_blocks`` and ``loopcontrols``.
+Input is preprocessed as transformers does it (objects to plain data, top-level ``None`` keys
+dropped, reasoning aliases).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ Family = Literal["L", "S"]
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
-# SHA-256 of the official chat_template.jinja files (FORMAT.md §11.2).
+# SHA-256 of the official chat_template.jinja files (docs/format.md, 'Template identification').
 TEMPLATE_HASHES: dict[str, Family] = {
     "ae53464bf3be25802b3a5b37def7fd89667067d7577049b3b2d74c4d8de4c6d4": "L",
     "0a2c8073c878ab1da004bee933a998606537bbb62016310352c7285c3f01c5b5": "S",
@@ -61,13 +62,13 @@ def template_family(variant: str) -> Family:
 
 
 def family_from_template(template_text: str) -> Family | None:
-    """Identify an official Gemma 4 chat template by its SHA-256 (FORMAT.md §11.2); None if unknown."""
+    """Identify an official Gemma 4 chat template by its SHA-256; None if unknown."""
     digest = hashlib.sha256(template_text.encode("utf-8")).hexdigest()
     return TEMPLATE_HASHES.get(digest)
 
 
 # ---------------------------------------------------------------------------------------------
-# Jinja environment (FORMAT.md §11.1)
+# Jinja environment (docs/format.md, 'Jinja settings')
 
 
 class _TemplateRaised(Exception):
@@ -109,7 +110,7 @@ def _template(name: str) -> jinja2.Template:
 
 
 # ---------------------------------------------------------------------------------------------
-# Input preprocessing (E4)
+# Input preprocessing (as transformers does it)
 
 
 def _plain(x: Any) -> Any:
@@ -132,8 +133,9 @@ def _typed_message(m: Any) -> list[dict[str, Any]] | None:
     """The agent's typed messages (UserMessage, ModelTurn, SummaryMessage) as chat dicts.
 
     Duck-typed so that prompts/ does not import agent/. A ModelTurn with text and calls becomes
-    two assistant messages (text first) so generation order survives (FORMAT.md PL2); its results
-    become native ``tool_responses`` (any JSON value renders; mappings render natively, P4), or,
+    two assistant messages (text first) so generation order survives (docs/format.md, 'Placement
+    within a model turn'); its results become native ``tool_responses`` (any JSON value renders;
+    mappings render natively), or,
     when a result carries attachments, ``role: "tool"`` messages whose media placeholders follow
     ``<tool_response|>`` (see :func:`_media_tool_message`).
     """
@@ -189,12 +191,12 @@ def _typed_message(m: Any) -> list[dict[str, Any]] | None:
 
 def _media_tool_message(result: Any) -> dict[str, Any]:
     """A tool result as an OpenAI ``role: "tool"`` message: the only shape in which the template
-    renders media, placeholders after ``<tool_response|>`` (FORMAT.md §5.3).
+    renders media, placeholders after ``<tool_response|>`` (docs/format.md, 'Tool responses').
 
     Used for every result of a turn where some result has attachments (native
-    ``tool_responses`` would make the template drop the tool messages, P1). Strings, numbers,
+    ``tool_responses`` would make the template drop the tool messages). Strings, numbers,
     booleans and None render byte-identically to the native shape; a mapping or list (which
-    this shape cannot carry: a dict crashes the template, P4, and a list reads as content
+    this shape cannot carry: a dict crashes the template, and a list reads as content
     parts) renders as its JSON text, ``value:<|"|>{...}<|"|>``.
     """
     content = _plain(result.content)
@@ -217,7 +219,7 @@ def _media_tool_message(result: Any) -> dict[str, Any]:
 
 
 def history_to_dicts(messages: Iterable[Any]) -> list[dict[str, Any]]:
-    """Messages (dicts, pydantic models, the agent's typed messages) as plain chat dicts (E4)."""
+    """Messages (dicts, pydantic models, the agent's typed messages) as plain chat dicts."""
     out: list[dict[str, Any]] = []
     for index, m in enumerate(messages):
         typed = _typed_message(m)
@@ -281,8 +283,9 @@ def render_chat(
 
     ``messages``/``tools`` take the input of ``tokenizer.apply_chat_template`` (OpenAI-style
     dicts, Gemma extras ``reasoning`` and ``tool_responses``, multimodal content parts) and the
-    agent's typed messages. ``variant`` selects the template family (§6). Raises
-    :class:`RenderError` where the official template raises, naming the message and the fix.
+    agent's typed messages. ``variant`` selects the template family (docs/format.md, 'Template
+    families'). Raises :class:`RenderError` where the official template raises, naming the message
+    and the fix.
     """
     family = template_family(variant)
     return _render_family(
@@ -320,7 +323,7 @@ def _render_family(
 
 
 # ---------------------------------------------------------------------------------------------
-# Safe tokenization (FORMAT.md §9.3 K1)
+# Safe tokenization (docs/format.md, 'Tokenization')
 
 _MARKERS = sorted(T.CONTROL_TOKENS, key=len, reverse=True)
 _MARKER_RE = re.compile("|".join(re.escape(m) for m in _MARKERS))
@@ -377,12 +380,13 @@ def _protect(x: Any, p: _Protector) -> Any:
 
 
 def _strip_thoughts(text: str) -> str:
-    """H4 (same as the template's strip_thoughts macro)."""
+    """Model text without inline thought blocks, trimmed (the template's strip_thoughts macro)."""
     return "".join(piece.split(T.CHANNEL_OPEN)[0] for piece in text.split(T.CHANNEL_CLOSE)).strip()
 
 
 def _prestrip_model_content(messages: list[dict[str, Any]], offset: int) -> list[dict[str, Any]]:
-    """Apply H4 before protecting, so that protected thought markers are still removed."""
+    """Remove inline thought blocks before protecting, so that protected thought markers are still
+    removed."""
     out = []
     for i, m in enumerate(messages):
         if i >= offset and m.get("role") in ("assistant", "model"):
@@ -427,11 +431,11 @@ def render_ids(
     add_generation_prompt: bool = True,
     preserve_thinking: bool = False,
 ) -> list[int]:
-    """Token ids of :func:`render_chat`, tokenized safely (FORMAT.md §9.3 K1).
+    """Token ids of :func:`render_chat`, tokenized safely (docs/format.md, 'Tokenization').
 
     Control tokens written by the template become their ids; control strings inside payload
     (user text, tool results, arguments, descriptions) stay ordinary text. Without control strings
-    in payload the ids equal ``tokenizer.encode(render_chat(...))`` (K2). Starts with one BOS.
+    in payload the ids equal ``tokenizer.encode(render_chat(...))``. Starts with one BOS.
     """
     family = template_family(variant)
     msgs = history_to_dicts(messages)
@@ -460,7 +464,7 @@ def render_ids(
 
 
 # ---------------------------------------------------------------------------------------------
-# Tool-round continuation (FORMAT.md §9.5)
+# Tool-round continuation (docs/format.md, 'Exact appends and the prefix cache')
 
 
 def _responses(responses: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
@@ -472,19 +476,20 @@ def render_tool_responses(responses: Sequence[tuple[str, Any]], *, enable_thinki
 
     ``"response:NAME{...}<tool_response|>" + "<|tool_response>response:...<tool_response|>"...``
     plus ``"<|channel>thought\\n"`` when thinking is on. A mapping result renders natively
-    (sorted keys); anything else as ``{value:...}`` (P4). The blocks are byte-identical to what
+    (sorted keys); anything else as ``{value:...}``. The blocks are byte-identical to what
     :func:`render_chat` writes for the same results given as native ``tool_responses``.
 
     Where appending coincides with a full re-render: ``render_chat(history + [assistant with
-    tool_calls], ...)`` ends with ``<|tool_response>`` (G3); appending this string gives exactly
-    ``render_chat`` of the same history with those calls' ``tool_responses`` and empty content
-    (G2), in both families and both thinking modes. In the live loop the generated ids stand in
-    for the canonical call rendering, and the two differ (FORMAT.md H9) when: the family-L
-    thinking-off prefill ``<|channel>thought\\n<channel|>`` precedes the generated calls (it is
-    not part of the canonical history); the model's argument text is not canonical (key order,
-    number formatting, bare values, spaces); the generated reasoning is not ``R\\n<channel|>``;
-    text was written before the calls (re-rendered after the results, PL2); or the model ended
-    the round with ``<turn|>``/``<eos>`` instead of ``<|tool_response>`` (tail fixed, §9.5 #4).
+    tool_calls], ...)`` ends with ``<|tool_response>`` (calls waiting for results); appending this
+    string gives exactly ``render_chat`` of the same history with those calls' ``tool_responses``
+    and empty content (a tool round), in both families and both thinking modes. In the live loop the
+    generated ids stand in for the canonical call rendering, and the two differ (docs/format.md,
+    'Re-rendering differences') when: the family-L thinking-off prefill
+    ``<|channel>thought\\n<channel|>`` precedes the generated calls (it is not part of the canonical
+    history); the model's argument text is not canonical (key order, number formatting, bare values,
+    spaces); the generated reasoning is not ``R\\n<channel|>``; text was written before the calls
+    (re-rendered after the results); or the model ended the round with ``<turn|>``/``<eos>`` instead
+    of ``<|tool_response>`` (the tail is fixed).
     """
     if not responses:
         raise ConfigError("render_tool_responses needs at least one (name, result) pair")

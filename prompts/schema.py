@@ -1,11 +1,11 @@
-"""Tool declarations: JSON Schema normalized for the Gemma 4 declaration syntax (FORMAT.md §4.4).
+"""Tool declarations: JSON Schema normalized for the Gemma 4 declaration syntax.
 
 The template serializes only a subset of JSON Schema (types, descriptions, string enums,
 ``items``, ``properties``, ``required``, ``nullable``) and silently drops the rest, so a pydantic
 schema with ``$ref``/``anyOf``/constraints would reach the model stripped of its meaning.
 :func:`normalize_schema` rewrites a schema into that subset first: references inlined, nullable
 unions folded into ``nullable``, other unions reduced to one type with the alternatives spelled
-out, constraints and defaults appended to the description.
+out, constraints and defaults appended to the description (docs/format.md, 'Schema normalization').
 """
 
 from __future__ import annotations
@@ -95,14 +95,19 @@ class _Normalizer:
                 union = self.prop(merged, seen)
                 if notes:
                     union["description"] = _join(union.get("description"), *notes)
+                if len(non_null) > 1:
+                    union[ALTERNATIVES] = [self.prop(a, seen) for a in non_null]
                 return union
 
         kind = schema.get("type")
+        alternatives = schema.get(ALTERNATIVES)  # an already normalized union keeps them
         if isinstance(kind, list):
             kinds = [k for k in kind if k != "null"]
             nullable = nullable or len(kinds) < len(kind)
             if len(kinds) > 1:
                 notes.append("One of: " + ", ".join(str(k) for k in kinds) + ".")
+                rest = {k: v for k, v in schema.items() if k not in ("type", "description")}
+                alternatives = [{**rest, "type": k} for k in kinds]
             kind = kinds[0] if kinds else "string"
         if kind not in _TYPES:
             kind = _infer_type(schema)
@@ -122,13 +127,16 @@ class _Normalizer:
                 notes.append("One of: " + ", ".join(_fmt(e) for e in enum) + ".")
         notes += _constraint_notes(schema)
         if kind == "array":
-            items = schema.get("items")
+            items = schema.get(FULL_ITEMS, schema.get("items"))
             if isinstance(items, list):  # tuple form
                 items = items[0] if items else None
             if isinstance(items, dict) and items:
-                # Inside `items` every key is rendered (§4.2): keep only what the text says.
+                # Inside `items` every key is rendered (docs/format.md, 'Array items'): keep only
+                # what the text says.
                 item = self.prop(items, seen)
-                out["items"] = {k: v for k, v in item.items() if k not in _GRAMMAR_KEYS}
+                out["items"] = {k: v for k, v in item.items() if k not in _UNRENDERED}
+                if ALTERNATIVES in item or FULL_ITEMS in item:
+                    out[FULL_ITEMS] = item  # for the parser (see ALTERNATIVES)
         if kind == "object":
             props = schema.get("properties")
             if isinstance(props, dict) and props:
@@ -145,11 +153,13 @@ class _Normalizer:
                 elif extra is not False:
                     notes.append("Free-form object.")
         out["type"] = kind
-        # Kept (the serializer drops them on properties, FORMAT.md §4.1) so that the tool-call
+        # Kept (the serializer drops them on properties) so that the tool-call
         # grammar can enforce what the description only tells the model.
         out.update({k: schema[k] for k in _GRAMMAR_KEYS if isinstance(schema.get(k), int | float)})
         if nullable:
             out["nullable"] = True
+        if isinstance(alternatives, list) and len(alternatives) > 1:
+            out[ALTERNATIVES] = [self.prop(a, seen) for a in alternatives]
         description = _join(desc, *notes)
         if description:
             out["description"] = description
@@ -174,6 +184,14 @@ _GRAMMAR_KEYS = (
     "maxLength",
     "minItems",
 )
+# For the output parser only, never rendered: a union's alternatives (each normalized), kept
+# beside the one type the model is shown, so that a value stays in the first alternative it fits
+# (for ``int | str``: ``5`` an integer, ``<|"|>5<|"|>`` a string); and an array's whole item
+# schema where ``items`` had to lose such keys. The serializer drops unknown keys on
+# properties; inside ``items`` it renders every key, so they are filtered out there.
+ALTERNATIVES = "x-alternatives"
+FULL_ITEMS = "x-items"
+_UNRENDERED = frozenset((*_GRAMMAR_KEYS, ALTERNATIVES, FULL_ITEMS))
 _ORDER = [
     "type",
     "description",
@@ -183,6 +201,8 @@ _ORDER = [
     "required",
     "nullable",
     *_GRAMMAR_KEYS,
+    ALTERNATIVES,
+    FULL_ITEMS,
 ]
 
 
@@ -258,7 +278,7 @@ def _constraint_notes(schema: dict[str, Any]) -> list[str]:
 
 
 def normalize_schema(parameters: Any) -> dict[str, Any]:
-    """A tool's parameter schema rewritten into what the Gemma 4 serializer renders (§4.4).
+    """A tool's parameter schema rewritten into what the Gemma 4 serializer renders.
 
     Accepts a JSON Schema dict or a pydantic model class. The result always has
     ``type: "object"`` and ``properties``; ``$ref``/``$defs`` are inlined (recursion is cut and
@@ -283,7 +303,7 @@ def normalize_schema(parameters: Any) -> dict[str, Any]:
 
 
 def tool_declaration(name: str, description: str, parameters: Any) -> dict[str, Any]:
-    """An OpenAI-style tool declaration with the schema normalized for Gemma 4 (FORMAT.md §4.4).
+    """An OpenAI-style tool declaration with the schema normalized for Gemma 4.
 
     ``{"type": "function", "function": {"name", "description", "parameters"}}``; pass it in the
     ``tools`` list of :func:`render_chat` (or return it from ``Tool.declaration()``).

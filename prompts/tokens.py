@@ -1,6 +1,7 @@
 """Gemma 4 control tokens and the tokenizer interface the rest of the package relies on.
 
-Ids are never hard-coded for real models (FORMAT.md T1): a tokenizer resolves them by string.
+Ids are never hard-coded for real models: a tokenizer resolves them by string (docs/format.md,
+'Special tokens').
 `ByteTokenizer` is a dependency-free tokenizer (control markers as single ids, everything else
 as UTF-8 bytes) used by `ScriptedEngine` and tests; it is not a model's tokenizer.
 """
@@ -30,8 +31,8 @@ IMAGE = "<|image|>"
 AUDIO = "<|audio|>"
 VIDEO = "<|video|>"
 
-# Every marker that is a single control token (FORMAT.md §1), with its indicative id. The ids
-# are only used by ByteTokenizer; real tokenizers are asked by string.
+# Every marker that is a single control token (docs/format.md, 'Special tokens'), with its usual
+# id. The ids are only used by ByteTokenizer; real tokenizers are asked by string.
 CONTROL_TOKENS: dict[str, int] = {
     PAD: 0,
     EOS: 1,
@@ -53,7 +54,7 @@ CONTROL_TOKENS: dict[str, int] = {
     VIDEO: 258884,
 }
 
-# Generation ends at any of these (FORMAT.md §8.2).
+# Generation ends at any of these (docs/format.md, 'Stop tokens').
 STOP_MARKERS: tuple[str, ...] = (TURN_CLOSE, TOOL_RESPONSE_OPEN, EOS)
 
 
@@ -66,7 +67,7 @@ class Tokenizer(Protocol):
         ...
 
     def encode_text(self, text: str) -> list[int]:
-        """Tokenize payload text: control strings inside it stay ordinary text (FORMAT.md §9.3)."""
+        """Tokenize payload text: control strings inside it stay ordinary text, not control ids."""
         ...
 
     def decode(self, ids: Sequence[int]) -> str:

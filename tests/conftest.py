@@ -14,14 +14,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 # Engine settings for tests: small context, 32-token blocks so prefix-cache hits show at a
-# fine granularity (VLLM_CPU.md), float32 like the checkpoint (no bf16 cast warnings).
+# fine granularity (docs/engine-cpu.md, 'Prefix caching'), float32 like the checkpoint (no bf16
+# cast warnings).
 TINY_ENGINE_ARGS: dict[str, object] = {
     "max_model_len": 4096,
     "block_size": 32,
@@ -39,6 +40,21 @@ def _require_vllm() -> None:
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def _state_files(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in root.rglob("*")} if root.exists() else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_stays_clean() -> Iterator[None]:
+    """Tests write only under their temporary folders: never sessions or approvals into the
+    checkout's own ``.gemma-agent/`` (a developer's real one may be there: it must not change)."""
+    state = Path(__file__).resolve().parents[1] / ".gemma-agent"
+    before = _state_files(state)
+    yield
+    changed = sorted(set(_state_files(state).items()) - set(before.items()))
+    assert not changed, f"tests wrote into the checkout: {[p for p, _ in changed][:5]}"
 
 
 @pytest.fixture(scope="session")

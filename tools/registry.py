@@ -44,11 +44,15 @@ class ToolOutcome:
     timed_out: bool = False
     media: tuple[ToolMedia, ...] = ()  # images/audio shown to the model after the response
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content", _unicode_text(self.content))
+
 
 class ToolRegistry:
     """The tools of one agent, by name.
 
-    ``recall=True`` adds the ``recall_output`` tool, which the cut-output markers refer to.
+    ``recall=True`` adds the ``recall_output`` tool, which the cut-output markers refer to
+    (`Agent` adds it when compaction is on; a registry is otherwise just the tools given).
     """
 
     def __init__(
@@ -57,7 +61,7 @@ class ToolRegistry:
         *,
         default_timeout: float = DEFAULT_TIMEOUT,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-        recall: bool = True,
+        recall: bool = False,
     ) -> None:
         if default_timeout <= 0 or max_output_chars < 200:
             raise ConfigError(
@@ -250,7 +254,26 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    return to_jsonable_python(value, fallback=str)
+    return to_jsonable_python(_unicode_text(value), fallback=str)  # (keys with surrogates fail)
+
+
+def _unicode_text(value: Any) -> Any:
+    """``value`` with lone surrogates written as ``\\udcff`` escapes: they come from file
+    names that are not UTF-8 (listed by a tool) or from odd input echoed in an error, and no
+    prompt, session file or screen can encode them."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_unicode_text(k): _unicode_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unicode_text(v) for v in value]
+    return value
 
 
 def _is_async(tool: Tool) -> bool:

@@ -22,6 +22,7 @@ from typing import IO, Annotated, Any
 from pydantic import Field
 
 from .base import ToolContext, ToolError, tool
+from .workspace import clip
 
 _ID_RE = re.compile(r"^sp_[0-9a-f]{12}$")
 _WRITE_CHUNK = 1 << 20  # characters per write: encoding a 50 MB string at once doubles memory
@@ -218,21 +219,26 @@ def recall_output(
         raise ToolError(str(exc.args[0])) from None
     regex = None
     if pattern:
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise ToolError(f"invalid regular expression {pattern!r}: {exc}") from None
+        from .builtin.search import compile_regex  # here: builtin imports this module
+
+        regex = compile_regex(pattern, what=f"regular expression {clip(pattern)!r}")
     shown: list[str] = []
     used = 0
     next_line = None
-    for number, line in enumerate(lines, start=1):
-        if number < start_line or (regex is not None and not regex.search(line)):
-            continue
-        if len(shown) >= max_lines or used + len(line) > _RECALL_BUDGET:
-            next_line = number
-            break
-        shown.append(f"{number:>6}\t{line}")
-        used += len(line) + 8
+    try:
+        for number, line in enumerate(lines, start=1):
+            if number < start_line or (regex is not None and not regex.search(line)):
+                continue
+            if len(shown) >= max_lines or used + len(line) > _RECALL_BUDGET:
+                next_line = number
+                break
+            shown.append(f"{number:>6}\t{line}")
+            used += len(line) + 8
+    except OSError as exc:  # the spill folder was removed or the disk failed meanwhile
+        raise ToolError(
+            f"the output {spill_id} can no longer be read ({exc.strerror or exc}); run the "
+            "tool that produced it again"
+        ) from exc
     head = (
         f"[{spill_id}: {info.label or 'output'}, {info.lines:,} lines, {info.chars:,} characters]"
     )

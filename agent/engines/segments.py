@@ -31,7 +31,8 @@ RunSegment = Callable[[list[int], int, bool], AsyncGenerator[Chunk, None]]
 
 
 def prompt_in_thought(ids: Sequence[int], tokenizer: Tokenizer) -> bool:
-    """Whether the prompt ends inside an open thought channel (FORMAT.md §9.4 I4)."""
+    """Whether the prompt ends inside an open thought channel (docs/format.md, 'Streaming
+    parser')."""
     ch_open = tokenizer.control_id(T.CHANNEL_OPEN)
     closers = {
         tokenizer.control_id(m)

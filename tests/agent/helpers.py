@@ -8,7 +8,7 @@ S = '<|"|>'
 
 
 def value(v: Any) -> str:
-    """FORMAT.md §5.1 value encoding (enough for tests: str, bool, None, numbers, lists, dicts)."""
+    """The Gemma 4 value codec (enough for tests: str, bool, None, numbers, lists, dicts)."""
     if v is None:
         return "null"
     if isinstance(v, bool):

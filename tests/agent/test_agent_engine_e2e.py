@@ -40,7 +40,7 @@ async def test_three_steps_of_grammar_constrained_real_tool_calls(
     agent = Agent(
         engine=vllm_engine,
         # Enum and no-argument tools: a random model cannot ramble inside an open string.
-        tools=ToolRegistry([tick, pick], recall=False),
+        tools=ToolRegistry([tick, pick]),
         workspace=tmp_path,
         tool_choice="required",
         max_steps=3,

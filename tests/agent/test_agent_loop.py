@@ -96,7 +96,7 @@ async def test_tool_round_is_an_exact_append_of_the_previous_request(tmp_path: P
     )
     usage = [e for e in result.turns if isinstance(e, ModelTurn)][1].usage
     assert usage.cached_prompt_tokens == len(first.prompt_ids) + len(generated)
-    # Canonical call text, family S, thinking off: the append equals a fresh render (§9.5).
+    # Canonical call text, family S, thinking off: the append equals a fresh render.
     turn = result.turns[1]
     assert isinstance(turn, ModelTurn) and turn.tool_results[0].content == "hi"
     decls = agent.registry.declarations()
@@ -116,7 +116,7 @@ async def test_thinking_deltas_reasoning_and_budgets(tmp_path: Path) -> None:
     assert "I should echo." in thinking and "Reconsider." in thinking
     turns = [m for m in agent.history() if isinstance(m, ModelTurn)]
     assert turns[0].reasoning == "I should echo." and turns[2].text == "Done."
-    # After a tool round with thinking on the prompt re-opens the thought channel (G2).
+    # After a tool round with thinking on the prompt re-opens the thought channel.
     assert engine.requests[1].prompt_text.endswith("<tool_response|><|channel>thought\n")
     # Budgets: larger for the first step, routine afterwards.
     assert [r.request.thinking_budget for r in engine.requests] == [200, 100, 100]
@@ -415,7 +415,7 @@ async def test_approval_denied_becomes_a_result(tmp_path: Path) -> None:
         compactor=None,
     )
     seen: list[ApprovalRequested] = []
-    async for e in agent.stream("x"):
+    async for e in agent.stream("x", answers_approvals=True):
         if isinstance(e, ApprovalRequested):
             seen.append(e)
             e.respond("deny")
@@ -492,7 +492,7 @@ async def test_approvals_are_asked_before_any_call_runs(tmp_path: Path) -> None:
         compactor=None,
     )
     order: list[str] = []
-    async for e in agent.stream("x"):
+    async for e in agent.stream("x", answers_approvals=True):
         if isinstance(e, ApprovalRequested):
             order.append(f"asked {e.call.name} after {len(ran)} calls ran")
             e.respond("allow")

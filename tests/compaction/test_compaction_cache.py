@@ -123,7 +123,8 @@ async def test_summary_append_equals_the_canonical_render_for_canonical_output(
     assert appended[: len(prompt)] == prompt
     if variant == "31B":
         # The family-L thinking-off prefill precedes the generated calls in the live prompt
-        # only (FORMAT.md H9): without it, the append is the canonical render.
+        # only (docs/format.md, 'Re-rendering differences'): without it, the append is the
+        # canonical render.
         prefill = engine.tokenizer.encode("<|channel>thought\n<channel|>")
         assert prompt[-len(prefill) :] == prefill
         appended = appended[: len(prompt) - len(prefill)] + appended[len(prompt) :]

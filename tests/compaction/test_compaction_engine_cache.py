@@ -10,7 +10,8 @@ from gemma_agent.agent.engines.base import EngineRequest
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
 
-# Gemma 4's hybrid layout makes cache hits 64-token granular with block_size=32 (VLLM_CPU.md).
+# Gemma 4's hybrid layout makes cache hits 64-token granular with block_size=32
+# (docs/engine-cpu.md, 'Prefix caching').
 GRANULARITY = 64
 
 

@@ -31,7 +31,7 @@ from .synthetic import approx_tokens
 async def run_steps(
     tmp_path: Path, steps: list[tuple[str, dict[str, Any]]]
 ) -> tuple[list[Message], Any]:
-    registry = ToolRegistry(coding_tools(sandbox="none"))
+    registry = ToolRegistry(coding_tools(sandbox="none"), recall=True)
     ctx = ToolContext(workspace=tmp_path)
     history: list[Message] = [UserMessage(id="task", content="Fix app.py so the check passes.")]
     for i, (name, args) in enumerate(steps):

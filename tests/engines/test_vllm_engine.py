@@ -340,7 +340,7 @@ async def test_required_calls_to_the_builtin_coding_tools_validate(vllm_engine, 
     from gemma_agent.tools.builtin import coding_tools
     from gemma_agent.tools.registry import ToolRegistry
 
-    registry = ToolRegistry(coding_tools(sandbox="none"))
+    registry = ToolRegistry(coding_tools(sandbox="none"), recall=True)
     decls = registry.declarations()
     # Short strings so that noise output finishes its calls within max_tokens.
     grammar = tool_call_grammar(decls, "required", thinking=False, max_string_chars=48)

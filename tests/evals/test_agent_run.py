@@ -77,3 +77,21 @@ async def test_scripted_agent_that_gives_up_fails(tmp_path: Path):
         {"suite": "humaneval"},
     )
     assert (summary["failed"], summary["passed"], summary["errors"]) == (1, 0, 0)
+
+
+async def test_an_eval_run_never_waits_for_an_approval(tmp_path: Path):
+    """With a policy that asks (nobody is there to answer in an eval) the call is denied at once
+    and the task finishes; with the default (yolo, sandboxed) the command runs."""
+    task = load_suite("humaneval").tasks[2]
+    rm = call("run_shell", f"command:{Q}git clean -fdx{Q}")  # the policy asks about it
+    for approval, expect in (("auto", "no one is available"), (None, "exit_code")):
+        engine = ScriptedEngine([rm, "Stopped."])
+        out = tmp_path / str(approval)
+        options = {"approval": approval} if approval else {}
+        solver = AgentSolver(engine, trajectories=out / "t", agent_options=options)
+        summary = await run_suite(
+            Suite("humaneval", (task,)), [task], solver,
+            EvalOptions(output=out, progress=False), {"suite": "humaneval"},
+        )  # fmt: skip
+        assert (summary["failed"], summary["errors"]) == (1, 0)
+        assert expect in engine.requests[1].prompt_text

@@ -9,9 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quickstart_runs_with_the_scripted_engine() -> None:
+def test_quickstart_runs_with_the_scripted_engine(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        cwd=tmp_path,  # its session log goes to the working folder: not into the checkout
         capture_output=True,
         text=True,
         check=True,

@@ -66,7 +66,7 @@ async def test_image_reaches_the_request_with_one_placeholder_in_the_user_turn(
     [(pos, kind)] = placeholders(req, engine.tokenizer)
     assert kind == "image"
     before = prefix_text(engine, req, pos)
-    # Inside the last user turn, right after its text (FORMAT.md §2: parts joined as is).
+    # Inside the last user turn, right after its text (parts joined as they are).
     assert before.endswith(f"{T.TURN_OPEN}user\nWhat is wrong?")
     after = engine.tokenizer.decode(req.prompt_ids[pos + 1 :])
     assert after == f"{T.TURN_CLOSE}\n{T.TURN_OPEN}model\n"
@@ -200,7 +200,7 @@ async def test_view_image_round_shows_the_image_after_the_tool_response(
     [item] = second.request.media
     assert item.data.size == (40, 30) and item.data.getpixel((0, 0)) == (0, 0, 255)
     [(pos, _)] = placeholders(second, engine.tokenizer)
-    # After the tool response, inside the same model turn (FORMAT.md §5.3).
+    # After the tool response, inside the same model turn (docs/format.md, 'Tool responses').
     assert prefix_text(engine, second, pos).endswith(T.TOOL_RESPONSE_CLOSE)
     assert prefix_text(engine, second, pos).endswith(
         f"response:view_image{{value:{S}ui.png: PNG image, 40×30 pixels, {att_size(att)}; "

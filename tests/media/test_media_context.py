@@ -253,14 +253,16 @@ async def test_a_history_that_only_fits_unexpanded_stops_before_the_engine(
     task_text = "Describe the picture. " + "Context. " * 120
     img = picture()
     probe = ScriptedEngine(["x"], modalities=ALL)
-    await Agent(engine=probe, workspace=tmp_path, persist=False).run([task_text, img])
+    await Agent(engine=probe, workspace=tmp_path, persist=False, compactor=None).run(
+        [task_text, img]
+    )
     raw = len(probe.requests[0].prompt_ids)
     expansion = attachment_tokens(img.to_attachment()) - 1
     engine = ScriptedEngine(["never"], modalities=ALL, max_model_len=raw + expansion // 2)
     agent = Agent(engine=engine, workspace=tmp_path, persist=False, compactor=None)
     result = await agent.run([task_text, img])
     assert result.reason == "context_overflow"
-    assert f"({raw + expansion} tokens)" in (result.error or "")
+    assert f"task alone take {raw + expansion} tokens" in (result.error or "")
     assert engine.requests == []
 
 

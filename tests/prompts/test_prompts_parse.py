@@ -1,4 +1,5 @@
-"""The output parser: FORMAT.md §8 grammar, every §8.4 robustness row, coercion, streaming."""
+"""The output parser: the output grammar, every robustness case (docs/format.md, 'Parser
+robustness', numbered as the tests below), coercion, streaming."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def test_post_tool_reasoning_from_prompt_tail() -> None:
     assert split_everywhere("Hi<turn|>", prompt_tail=prefill).content == "Hi"
 
 
-# --- §8.4 robustness rows -----------------------------------------------------------------------
+# --- robustness cases (docs/format.md, 'Parser robustness') ---------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -345,7 +346,7 @@ def test_deeply_nested_input_does_not_recurse() -> None:
 
 def test_feed_ids_control_tokens_by_id_only() -> None:
     tok = ByteTokenizer()
-    # The model writes markup as ordinary tokens: it is text, not structure (T3).
+    # The model writes markup as ordinary tokens: it is text, not structure.
     ids = [*tok.encode_text("Use <turn|> and <|tool_call> to "), tok.control_id("<turn|>")]
     p = StreamParser(tokenizer=tok)
     p.feed_ids(ids)
@@ -462,3 +463,142 @@ def test_tools_accept_objects_with_declaration() -> None:
     assert parse_output('<|tool_call>call:get_weather{days:<|"|>4<|"|>}', [FakeTool()]).tool_calls[
         0
     ].arguments == {"days": 4}
+
+
+# --- unions, calls cut off before their arguments, a stray colon before call: ---------------
+
+Q = '<|"|>'
+PICK = {
+    "type": "function",
+    "function": {
+        "name": "pick",
+        "description": "p",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "int_first": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                "str_first": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                "listed": {"type": ["string", "integer", "null"]},
+                "flag_or_num": {"oneOf": [{"type": "boolean"}, {"type": "number"}]},
+                "ids": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                "grid": {"type": "array", "items": {"type": "array", "items": {"type": ["string", "integer"]}}},
+            },
+        },
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "value"),
+    [
+        # A bare value stays in the first alternative it fits as written; a quoted one is a string.
+        ("int_first", "5", 5),
+        ("int_first", f"{Q}5{Q}", "5"),
+        ("int_first", "abc", "abc"),
+        ("int_first", f"{Q}abc{Q}", "abc"),
+        ("int_first", "5.5", "5.5"),  # not an integer: the string alternative takes its text
+        ("str_first", "5", 5),
+        ("str_first", "-3", -3),
+        ("str_first", f"{Q}5{Q}", "5"),
+        ("str_first", "abc", "abc"),
+        ("listed", "5", 5),
+        ("listed", f"{Q}5{Q}", "5"),
+        ("listed", "null", None),
+        ("flag_or_num", "true", True),
+        ("flag_or_num", "2.5", 2.5),
+        ("flag_or_num", f"{Q}7{Q}", 7),  # no alternative takes a string: converted
+        ("ids", f"[1,{Q}1{Q},x]", [1, "1", "x"]),
+        ("grid", f"[[1,{Q}1{Q}],[]]", [[1, "1"], []]),
+    ],
+)
+def test_union_keeps_a_value_in_the_first_alternative_it_fits(
+    key: str, written: str, value: Any
+) -> None:
+    out = split_everywhere(f"<|tool_call>call:pick{{{key}:{written}}}<tool_call|>", tools=[PICK])
+    call = out.tool_calls[0]
+    assert call.error is None and call.arguments == {key: value}
+    assert type(call.arguments[key]) is type(value)
+
+
+def test_union_of_a_pydantic_model_and_the_rendered_declaration() -> None:
+    from gemma_agent.prompts import normalize_schema, render_chat, tool_declaration
+    from pydantic import BaseModel
+
+    class Args(BaseModel):
+        n: int | str
+        m: str | int | None = None
+
+    tool = {"name": "f", "parameters": Args}
+    text = f"<|tool_call>call:f{{m:7,n:{Q}5{Q}}}<tool_call|>"
+    assert parse_output(text, [tool]).tool_calls[0].arguments == {"m": 7, "n": "5"}
+    assert parse_output("<|tool_call>call:f{n:5}", [tool]).tool_calls[0].arguments == {"n": 5}
+    # The alternatives are for the parser: the model sees one type and the list in words, as
+    # before, and normalizing twice (a Tool's declaration, then the parser) keeps them.
+    decl = tool_declaration("f", "d", PICK["function"]["parameters"])  # type: ignore[index]
+    rendered = render_chat([{"role": "user", "content": "hi"}], [decl])
+    assert "x-" not in rendered and "One of: integer, string." in rendered
+    assert (
+        f"ids:{{items:{{description:{Q}One of: string, integer.{Q},type:{Q}STRING{Q}}}," in rendered
+    )
+    params = decl["function"]["parameters"]
+    assert normalize_schema(params) == params
+    assert normalize_schema(Args)["properties"]["m"]["nullable"] is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|tool_call>cal",
+        "<|tool_call>",
+        "<|tool_call>call:get_weather",
+        "<|tool_call>:",
+        'Checking.<|tool_call>call:get_weather{city:<|"|>Oslo<|"|>}<tool_call|><|tool_call>call:get',
+    ],
+)
+def test_call_cut_off_before_its_arguments_is_no_call(text: str) -> None:
+    out = split_everywhere(text, tools=TOOLS)
+    assert not out.complete and out.call_cut_off and out.stop is None
+    assert [c.complete for c in out.tool_calls] == [True] * len(out.tool_calls)
+    assert all(c.name == "get_weather" for c in out.tool_calls)
+    for i in range(len(text) + 1):  # and no event ever announced it
+        p = StreamParser(TOOLS)
+        events = p.feed_text(text[:i]) + p.feed_text(text[i:]) + p.flush()
+        assert collect(events)["starts"] == [(j, "get_weather") for j in range(len(out.tool_calls))]
+
+
+def test_call_cut_off_inside_its_arguments_is_an_incomplete_call() -> None:
+    out = split_everywhere('<|tool_call>call:get_weather{city:<|"|>Ro', tools=TOOLS)
+    (call,) = out.tool_calls
+    assert call.name == "get_weather" and not call.complete and not out.complete
+    assert call.error is not None and call.error.startswith("the call was cut off")
+    assert not out.call_cut_off
+    # A call ended by a marker before its arguments is malformed, not cut off: reported.
+    ended = split_everywhere("<|tool_call>call:get_weather<turn|>", tools=TOOLS)
+    assert [(c.name, c.complete) for c in ended.tool_calls] == [("get_weather", False)]
+    assert not ended.call_cut_off and ended.stop == "<turn|>"
+
+
+@pytest.mark.parametrize("close", ["<tool_call|>", "<tool_call|><|tool_response>", ""])
+def test_stray_colon_before_call_prefix(close: str) -> None:
+    bash = {"name": "bash", "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}}  # fmt: skip
+    text = f"<|tool_call>:call:bash{{command:{Q}pytest{Q}}}{close}"
+    out = split_everywhere(text, tools=[bash])
+    (call,) = out.tool_calls
+    assert (call.name, call.arguments, call.complete, call.error) == (
+        "bash",
+        {"command": "pytest"},
+        True,
+        None,
+    )
+    tok = ByteTokenizer()
+    ids = tok.encode(text)
+    for i in range(len(text) + 1):  # the streamed name too, by text and by id, at every split
+        p = StreamParser([bash])
+        events = p.feed_text(text[:i]) + p.feed_text(text[i:]) + p.flush()
+        assert collect(events)["starts"] == [(0, "bash")]
+        assert p.finish() == out
+    for i in range(len(ids) + 1):
+        q = StreamParser([bash], tokenizer=tok)
+        events = q.feed_ids(ids[:i]) + q.feed_ids(ids[i:]) + q.flush()
+        assert collect(events)["starts"] == [(0, "bash")]
+        assert q.finish() == out

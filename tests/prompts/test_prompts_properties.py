@@ -65,7 +65,7 @@ def values(strings: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equality that keeps bool/int/float apart (V1: 2 and 2.0 differ)."""
+    """Equality that keeps bool/int/float apart (2 and 2.0 differ)."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
@@ -104,7 +104,8 @@ def test_round_trip_text(name: str, args: dict[str, Any]) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=keys, args=st.dictionaries(keys, values(text_value), max_size=5))
 def test_round_trip_ids_with_markup_in_strings(name: str, args: dict[str, Any]) -> None:
-    """By id, strings may even contain control strings such as <|"|> or <turn|> (K1 + T3)."""
+    """By id, strings may even contain control strings such as <|"|> or <turn|> (safe
+    tokenization)."""
     msgs = rendered_call(name, args)
     ids = render_ids(msgs, None, TOK, variant="E4B", add_generation_prompt=False)
     start = ids.index(TOK.control_id(T.TOOL_CALL_OPEN))

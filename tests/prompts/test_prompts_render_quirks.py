@@ -1,4 +1,4 @@
-"""Every rendering rule and quirk of FORMAT.md §2-§7, one small case each."""
+"""Every rendering rule and quirk of docs/format.md, one small case each."""
 
 from __future__ import annotations
 
@@ -43,10 +43,10 @@ def body(messages: list[dict[str, Any]], **kw: Any) -> str:
 U = {"role": "user", "content": "q"}
 
 
-# --- §3 system turn ------------------------------------------------------------------------
+# --- system turn ----------------------------------------------------------------------------------
 
 
-def test_s1_no_system_turn_without_thinking_tools_or_system() -> None:
+def test_no_system_turn_without_thinking_tools_or_system() -> None:
     assert body([U]) == "<|turn>user\nq<turn|>\n<|turn>model\n"
     assert body([U], tools=[]) == "<|turn>user\nq<turn|>\n<|turn>model\n"
 
@@ -70,20 +70,20 @@ def test_s1_no_system_turn_without_thinking_tools_or_system() -> None:
         ),
     ],
 )
-def test_s5_system_turn_table(thinking: bool, system: str | None, tools: bool, turn: str) -> None:
+def test_system_turn_table(thinking: bool, system: str | None, tools: bool, turn: str) -> None:
     msgs = ([{"role": "system", "content": system}] if system else []) + [U]
     tl = [{"type": "function", "function": {"name": "now"}}] if tools else None
     out = body(msgs, tools=tl, enable_thinking=thinking)
     assert out.startswith(turn + "<|turn>user\n")
 
 
-def test_s3_system_text_trimmed_and_list_parts_get_a_space_each() -> None:
+def test_system_text_trimmed_and_list_parts_get_a_space_each() -> None:
     assert body([{"role": "system", "content": "  A \n"}]).startswith("<|turn>system\nA<turn|>")
     parts = [{"type": "text", "text": " A "}, {"type": "text", "text": "B"}, {"type": "image"}]
     assert body([{"role": "developer", "content": parts}]).startswith("<|turn>system\nA B  <turn|>")
 
 
-def test_s4_declarations_in_given_order_back_to_back() -> None:
+def test_declarations_in_given_order_back_to_back() -> None:
     tools = [{"type": "function", "function": {"name": n, "description": n}} for n in ("b", "a")]
     out = body([{"role": "system", "content": "agent."}, U], tools=tools)
     assert out.startswith(
@@ -92,10 +92,10 @@ def test_s4_declarations_in_given_order_back_to_back() -> None:
     )
 
 
-# --- §2 roles ----------------------------------------------------------------------------
+# --- turns and roles ------------------------------------------------------------------------------
 
 
-def test_r3_late_system_and_unknown_roles_are_verbatim() -> None:
+def test_late_system_and_unknown_roles_are_verbatim() -> None:
     msgs = [
         U,
         {"role": "system", "content": " late "},
@@ -108,7 +108,7 @@ def test_r3_late_system_and_unknown_roles_are_verbatim() -> None:
     )
 
 
-def test_r4_user_parts_trimmed_and_media_placeholders() -> None:
+def test_user_parts_trimmed_and_media_placeholders() -> None:
     parts = [
         {"type": "text", "text": " look: "},
         {"type": "image"},
@@ -124,7 +124,7 @@ def test_r4_user_parts_trimmed_and_media_placeholders() -> None:
     )
 
 
-def test_r6_empty_model_content_still_makes_a_turn() -> None:
+def test_empty_model_content_still_makes_a_turn() -> None:
     msgs = [U, {"role": "assistant", "content": ""}, U]
     assert "<|turn>model\n<turn|>\n<|turn>user" in body(msgs)
 
@@ -143,17 +143,17 @@ def test_no_messages_only_generation_prompt() -> None:
     assert render_chat([], variant="E2B", add_generation_prompt=False) == "<bos>"
 
 
-# --- §4 declarations ---------------------------------------------------------------------
+# --- tool declarations ----------------------------------------------------------------------------
 
 
-def test_d1_missing_and_none_description() -> None:
+def test_missing_and_none_tool_description() -> None:
     assert decl({"name": "now"}) == f"declaration:now{{description:{Q('')}}}"
     assert (
         decl({"name": "now", "description": None}) == f"declaration:now{{description:{Q('None')}}}"
     )
 
 
-def test_d3_no_argument_tools() -> None:
+def test_no_argument_tools() -> None:
     assert decl(
         {"name": "now", "description": "Time.", "parameters": {"type": "object", "properties": {}}}
     ) == (f"declaration:now{{description:{Q('Time.')},parameters:{{type:{Q('OBJECT')}}}}}")
@@ -163,7 +163,7 @@ def test_d3_no_argument_tools() -> None:
     )
 
 
-def test_d2_parameters_without_type_are_left_open_and_extra_keywords_dropped() -> None:
+def test_parameters_without_type_are_left_open_and_extra_keywords_dropped() -> None:
     params = {
         "properties": {"a": {"type": "string"}},
         "required": ["a"],
@@ -176,7 +176,7 @@ def test_d2_parameters_without_type_are_left_open_and_extra_keywords_dropped() -
     )
 
 
-def test_d2_required_in_input_order() -> None:
+def test_required_in_input_order() -> None:
     params = {
         "type": "object",
         "properties": {"b": {"type": "string"}, "a": {"type": "string"}},
@@ -186,7 +186,7 @@ def test_d2_required_in_input_order() -> None:
     assert f"required:[{Q('b')},{Q('a')}],type:{Q('OBJECT')}}}" in text
 
 
-def test_d4_response_object_and_non_object() -> None:
+def test_response_schema_object_and_non_object() -> None:
     obj = decl(
         {
             "name": "f",
@@ -202,14 +202,14 @@ def test_d4_response_object_and_non_object() -> None:
     assert arr == f"declaration:f{{description:{Q('d')},response:{{description:{Q('R')},}}"
 
 
-def test_41_property_fields_in_fixed_order() -> None:
+def test_property_fields_in_fixed_order() -> None:
     schema = {"type": "string", "enum": ["a", "b"], "nullable": True, "description": "D"}
     assert prop(schema) == (
         f"u:{{description:{Q('D')},enum:[{Q('a')},{Q('b')}],nullable:true,type:{Q('STRING')}}}"
     )
 
 
-def test_41_sort_ci_property_keys() -> None:
+def test_sort_ci_property_keys() -> None:
     params = {
         "type": "object",
         "properties": {k: {"type": "string"} for k in ["b", "A", "a", "_x", "Z"]},
@@ -219,19 +219,19 @@ def test_41_sort_ci_property_keys() -> None:
     assert order == sorted(order)
 
 
-def test_41_enum_only_on_strings_and_members_bare_when_not_strings() -> None:
+def test_enum_only_on_strings_and_members_bare_when_not_strings() -> None:
     assert prop({"type": "integer", "enum": [1, 2]}) == f"u:{{type:{Q('INTEGER')}}}"
     assert prop({"type": "string", "enum": ["a", 1, None, True]}) == (
         f"u:{{enum:[{Q('a')},1,null,true],type:{Q('STRING')}}}"
     )
 
 
-def test_41_missing_type_and_list_type_quirk() -> None:
+def test_missing_type_and_list_type_quirk() -> None:
     assert prop({"description": "D"}) == f"u:{{description:{Q('D')},type:{Q('')}}}"
     assert prop({"type": ["string", "null"]}) == "u:{type:<|\"|>['STRING', 'NULL']<|\"|>}"
 
 
-def test_41_nullable_false_omitted_and_dropped_keywords() -> None:
+def test_nullable_false_omitted_and_dropped_keywords() -> None:
     schema = {
         "type": "integer",
         "nullable": False,
@@ -244,7 +244,7 @@ def test_41_nullable_false_omitted_and_dropped_keywords() -> None:
     assert prop(schema) == f"u:{{type:{Q('INTEGER')}}}"
 
 
-def test_41_nested_object_with_required() -> None:
+def test_nested_object_with_required() -> None:
     schema = {
         "type": "object",
         "description": "Matching options.",
@@ -257,7 +257,7 @@ def test_41_nested_object_with_required() -> None:
     )
 
 
-def test_41_property_named_like_schema_keywords_is_kept() -> None:
+def test_property_named_like_schema_keywords_is_kept() -> None:
     params = {
         "type": "object",
         "properties": {"description": {"type": "string"}, "type": {"type": "string"}},
@@ -295,16 +295,16 @@ def test_41_property_named_like_schema_keywords_is_kept() -> None:
         ({"required": "ab"}, 'items:{required:[<|"|>a<|"|>,<|"|>b<|"|>]}'),
     ],
 )
-def test_42_items_generic_rule(items: dict[str, Any], rendered: str) -> None:
+def test_items_generic_rule(items: dict[str, Any], rendered: str) -> None:
     assert prop({"type": "array", "items": items}) == "u:{" + rendered + ',type:<|"|>ARRAY<|"|>}'
 
 
-def test_42_empty_or_non_mapping_items_dropped() -> None:
+def test_empty_or_non_mapping_items_dropped() -> None:
     assert prop({"type": "array", "items": {}}) == f"u:{{type:{Q('ARRAY')}}}"
     assert prop({"type": "array", "items": [{"type": "string"}]}) == f"u:{{type:{Q('ARRAY')}}}"
 
 
-def test_43_object_without_properties_quirk() -> None:
+def test_object_without_properties_quirk() -> None:
     schema = {"type": "object", "additionalProperties": {"type": "string"}, "title": "T"}
     assert prop(schema, "o") == (
         'o:{properties:{additionalProperties:{type:<|"|>STRING<|"|>},title:{type:<|"|><|"|>}},type:<|"|>OBJECT<|"|>}'
@@ -318,7 +318,7 @@ def test_43_object_without_properties_quirk() -> None:
     )
 
 
-# --- §5 calls and results ------------------------------------------------------------------
+# --- tool calls and tool responses ----------------------------------------------------------------
 
 
 def call(name: str, args: Any, cid: str | None = None) -> dict[str, Any]:
@@ -328,7 +328,7 @@ def call(name: str, args: Any, cid: str | None = None) -> dict[str, Any]:
     return c
 
 
-def test_v_value_encoding() -> None:
+def test_value_encoding() -> None:
     args = {
         "i": 2, "f": 2.0, "e": 1e-05, "big": 1e16, "neg": -3, "t": True, "n": None, "s": 'x "y" {z}\n',
         "empty": "", "l": [1, "two", [3], {"k": "v"}], "m": {"b": 1, "A": 2, "a": 3},
@@ -341,7 +341,7 @@ def test_v_value_encoding() -> None:
     )
 
 
-def test_c1_empty_and_none_arguments() -> None:
+def test_empty_and_none_arguments() -> None:
     out = body([U, {"role": "assistant", "tool_calls": [call("now", {}), call("later", None)]}])
     assert (
         "<|tool_call>call:now{}<tool_call|><|tool_call>call:later{}<tool_call|><|tool_response>"
@@ -349,7 +349,7 @@ def test_c1_empty_and_none_arguments() -> None:
     )
 
 
-def test_c2_string_arguments_raise_with_index_and_fix() -> None:
+def test_string_arguments_raise_with_index_and_fix() -> None:
     msgs = [
         {"role": "system", "content": "s"},
         U,
@@ -359,7 +359,7 @@ def test_c2_string_arguments_raise_with_index_and_fix() -> None:
         render_chat(msgs)
 
 
-def test_c2_missing_arguments_raise() -> None:
+def test_missing_arguments_raise() -> None:
     msgs = [U, {"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}]
     with pytest.raises(RenderError, match="message 1"):
         render_chat(msgs)
@@ -370,7 +370,7 @@ def test_call_without_function_wrapper_raises() -> None:
         render_chat([U, {"role": "assistant", "tool_calls": [{"name": "f", "arguments": {}}]}])
 
 
-def test_53_results_native_and_openai_shapes() -> None:
+def test_results_native_and_openai_shapes() -> None:
     msgs = [
         U,
         {
@@ -406,7 +406,7 @@ def test_53_results_native_and_openai_shapes() -> None:
     )
 
 
-def test_53_native_values() -> None:
+def test_native_result_values() -> None:
     responses = [
         {
             "name": "get_weather",
@@ -428,7 +428,7 @@ def test_53_native_values() -> None:
     )
 
 
-def test_p1_native_results_win_over_tool_messages() -> None:
+def test_native_results_win_over_tool_messages() -> None:
     msgs = [
         U,
         {
@@ -442,7 +442,7 @@ def test_p1_native_results_win_over_tool_messages() -> None:
     assert "native" in out and "dropped" not in out
 
 
-def test_p2_without_ids_every_result_is_named_after_the_last_call() -> None:
+def test_without_ids_every_result_is_named_after_the_last_call() -> None:
     msgs = [
         U,
         {"role": "assistant", "tool_calls": [call("first", {}), call("last", {})]},
@@ -453,7 +453,7 @@ def test_p2_without_ids_every_result_is_named_after_the_last_call() -> None:
     assert 'response:last{value:<|"|>r1<|"|>}' in out and 'response:last{value:<|"|>r2<|"|>}' in out
 
 
-def test_p4_dict_tool_content_raises_with_fix() -> None:
+def test_dict_tool_content_raises_with_fix() -> None:
     msgs = [
         U,
         {"role": "assistant", "tool_calls": [call("f", {}, "1")]},
@@ -463,7 +463,7 @@ def test_p4_dict_tool_content_raises_with_fix() -> None:
         render_chat(msgs)
 
 
-def test_h6_orphan_tool_messages_dropped() -> None:
+def test_orphan_tool_messages_dropped() -> None:
     msgs = [
         U,
         {"role": "tool", "content": {"a": 1}},
@@ -473,10 +473,10 @@ def test_h6_orphan_tool_messages_dropped() -> None:
     assert body(msgs) == "<|turn>user\nq<turn|>\n<|turn>model\nx<turn|>\n<|turn>model\n"
 
 
-# --- §5.4 placement, §6 generation prompt ----------------------------------------------------
+# --- placement within a model turn, generation prompt ---------------------------------------------
 
 
-def test_pl1_pl2_results_then_content_in_same_turn() -> None:
+def test_results_then_content_in_same_turn() -> None:
     msgs = [
         U,
         {
@@ -494,7 +494,7 @@ def test_pl1_pl2_results_then_content_in_same_turn() -> None:
     )
 
 
-def test_pl2_split_message_keeps_generation_order() -> None:
+def test_split_message_keeps_generation_order() -> None:
     msgs = [
         U,
         {"role": "assistant", "reasoning": "R", "content": "Let me check."},
@@ -507,7 +507,7 @@ def test_pl2_split_message_keeps_generation_order() -> None:
     )
 
 
-def test_h5_adjacent_assistants_merge() -> None:
+def test_adjacent_assistants_merge() -> None:
     msgs = [U, {"role": "assistant", "content": "One."}, {"role": "assistant", "content": " Two. "}]
     assert (
         body(msgs, add_generation_prompt=False)
@@ -515,7 +515,7 @@ def test_h5_adjacent_assistants_merge() -> None:
     )
 
 
-def test_pl3_calls_without_results_then_user_is_dangling() -> None:
+def test_calls_without_results_then_user_is_dangling() -> None:
     msgs = [U, {"role": "assistant", "tool_calls": [call("f", {})]}, U]
     assert body(msgs) == (
         "<|turn>user\nq<turn|>\n<|turn>model\n<|tool_call>call:f{}<tool_call|><|tool_response>"
@@ -528,7 +528,7 @@ def test_pl3_calls_without_results_then_user_is_dangling() -> None:
     [("31B", False, "<|turn>model\n<|channel>thought\n<channel|>"), ("31B", True, "<|turn>model\n"),
      ("E4B", False, "<|turn>model\n"), ("E2B", True, "<|turn>model\n")],
 )  # fmt: skip
-def test_g1_new_model_turn(variant: str, thinking: bool, tail: str) -> None:
+def test_generation_prompt_of_a_new_model_turn(variant: str, thinking: bool, tail: str) -> None:
     for msgs in (
         [U],
         [U, {"role": "assistant", "content": "a"}],
@@ -541,7 +541,7 @@ def test_g1_new_model_turn(variant: str, thinking: bool, tail: str) -> None:
 
 @pytest.mark.parametrize("variant", ["31B", "E4B"])
 @pytest.mark.parametrize("thinking", [False, True])
-def test_g2_g3_g4(variant: str, thinking: bool) -> None:
+def test_generation_prompt_after_calls_results_and_content(variant: str, thinking: bool) -> None:
     results = {
         "role": "assistant",
         "tool_calls": [call("f", {})],
@@ -570,10 +570,10 @@ def test_results_empty_content_followed_by_user_closes_turn() -> None:
     assert "<tool_response|><turn|>\n<|turn>user\n" in body([U, results, U])
 
 
-# --- §7 history ----------------------------------------------------------------------------
+# --- history rules --------------------------------------------------------------------------------
 
 
-def test_h3_reasoning_only_after_last_user_unless_preserved_with_calls() -> None:
+def test_reasoning_only_after_last_user_unless_preserved_with_calls() -> None:
     msgs = [
         U,
         {"role": "assistant", "reasoning": "R1", "content": "a"},
@@ -592,7 +592,7 @@ def test_h3_reasoning_only_after_last_user_unless_preserved_with_calls() -> None
     assert "R1" not in kept and "<|channel>thought\nR2\n<channel|><|tool_call>" in kept
 
 
-def test_h2_reasoning_aliases() -> None:
+def test_reasoning_aliases() -> None:
     for key in ("reasoning", "reasoning_content", "thinking"):
         out = body([U, {"role": "assistant", key: "T", "content": "a"}])
         assert "<|channel>thought\nT\n<channel|>a" in out
@@ -611,7 +611,7 @@ def test_h2_reasoning_aliases() -> None:
         ("<|channel>thought\nx<channel|>  kept  ", "kept"),
     ],
 )
-def test_h4_inline_thought_blocks(content: str, rendered: str) -> None:
+def test_inline_thought_blocks(content: str, rendered: str) -> None:
     out = body([U, {"role": "assistant", "content": content}], add_generation_prompt=False)
     assert out.endswith("<|turn>model\n" + rendered + "<turn|>\n")
     parts = body(
@@ -627,7 +627,7 @@ def test_h4_inline_thought_blocks(content: str, rendered: str) -> None:
     assert parts.endswith("<|turn>model\n" + rendered + "z<turn|>\n")
 
 
-def test_h7_tool_result_and_argument_strings_not_trimmed() -> None:
+def test_tool_result_and_argument_strings_not_trimmed() -> None:
     msgs = [
         U,
         {"role": "assistant", "tool_calls": [call("f", {"a": " x "}, "1")]},
@@ -699,7 +699,7 @@ def test_agent_typed_messages_render_through_the_same_path() -> None:
 
 @pytest.mark.parametrize("variant", ["31B", "E4B"])
 def test_tool_results_with_attachments_render_their_media_placeholders(variant: str) -> None:
-    """§5.3: media of a tool result follow its <tool_response|>, as in the OpenAI tool shape."""
+    """Media of a tool result follow its <tool_response|>, as in the OpenAI tool shape."""
     from gemma_agent.agent.messages import Attachment, ModelTurn, ToolCall, ToolResult, UserMessage
 
     shot = Attachment(kind="image", name="s.png", mime="image/png", data_b64="AA==")
@@ -766,7 +766,7 @@ def test_family_from_template_hashes() -> None:
 @pytest.mark.parametrize("variant", ["31B", "E4B"])
 @pytest.mark.parametrize("thinking", [False, True])
 def test_append_equals_full_render(variant: str, thinking: bool) -> None:
-    """§9.5: the continuation after a tool round is an exact append to the canonical prompt."""
+    """The continuation after a tool round is an exact append to the canonical prompt."""
     history: list[dict[str, Any]] = [{"role": "system", "content": "s"}, U]
     rounds = [
         (

@@ -177,19 +177,19 @@ def test_flush_releases_an_undecided_label_and_start() -> None:
     assert p.flush() == [ReasoningDelta("thou")]
     assert p.finish().reasoning == "thou"
     q = StreamParser()
-    assert q.feed_text("though") == []  # maybe the "thought\n" label (§8.4 #3)
+    assert q.feed_text("though") == []  # maybe the "thought\n" label (robustness case 3)
     assert q.flush() == [ContentDelta("though")]
 
 
 def test_flush_ends_a_call_that_was_cut_off() -> None:
+    # Cut off before its arguments, the name may be partial ("get_wea"): no call at all.
     p = StreamParser()
-    assert p.feed_text("<|tool_call>call:get_wea") == []
-    events = p.flush()
-    assert [type(e) for e in events] == [ToolCallStart, ToolCallEnd]
-    assert events[0] == ToolCallStart(0, "get_wea")
-    end = events[1]
-    assert isinstance(end, ToolCallEnd) and not end.call.complete
-    assert p.finish().tool_calls == [end.call] and not p.finish().complete
+    assert p.feed_text("Let me look.<|tool_call>call:get_wea") == [ContentDelta("Let me look.")]
+    assert p.flush() == []
+    out = p.finish()
+    assert out.tool_calls == [] and not out.complete and out.call_cut_off
+    assert out.content == "Let me look." and out.stop is None
+    # Cut off inside the arguments: the call is reported, incomplete, with the reason.
     q = StreamParser()
     assert q.feed_text('<|tool_call>call:f{a:<|"|>x') == [
         ToolCallStart(0, "f"),

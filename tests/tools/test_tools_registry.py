@@ -26,18 +26,18 @@ def add(a: int, b: int = 0) -> int:
 
 
 async def test_registry_basics(ctx: ToolContext) -> None:
-    registry = ToolRegistry([add])
+    assert ToolRegistry([add]).names() == ["add"]  # recall_output only when asked for
+    registry = ToolRegistry([add], recall=True)
     assert registry.names() == ["add", "recall_output"]
     assert "add" in registry and len(registry) == 2
     assert [d["function"]["name"] for d in registry.declarations()] == ["add", "recall_output"]
     assert await registry.call("add", {"a": 2, "b": "3"}, ctx) == ToolOutcome(5)
-    assert ToolRegistry([add], recall=False).names() == ["add"]
     with pytest.raises(ConfigError, match="unique"):
         ToolRegistry([add, add])
 
 
 async def test_unknown_tool_lists_available(ctx: ToolContext) -> None:
-    out = await ToolRegistry([add]).call("ad", {}, ctx)
+    out = await ToolRegistry([add], recall=True).call("ad", {}, ctx)
     assert out.is_error and not out.crashed
     assert (
         out.content == "Unknown tool 'ad'. Did you mean add? Available tools: add, recall_output."
@@ -144,7 +144,7 @@ async def test_long_output_capped_and_spilled(ctx: ToolContext) -> None:
     def noisy() -> str:
         return text
 
-    registry = ToolRegistry([noisy], max_output_chars=2_000)
+    registry = ToolRegistry([noisy], max_output_chars=2_000, recall=True)
     out = await registry.call("noisy", {}, ctx)
     assert out.spill_id is not None and not out.is_error
     assert len(out.content) < 2_200

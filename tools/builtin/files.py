@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import stat
@@ -25,14 +26,8 @@ def regular_file(
     """An existing regular file in the workspace: its resolved path, how to show it, its size."""
     resolved = ctx.resolve(path)
     shown = ctx.files.display(resolved)
-    try:
+    with ctx.files.os_errors(resolved, "open"):
         info = resolved.stat()
-    except FileNotFoundError:
-        raise ToolError(
-            f"{shown} does not exist (paths are relative to the workspace root)"
-        ) from None
-    except OSError as exc:
-        raise ToolError(f"cannot open {shown}: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
         raise ToolError(f"{shown} is a directory; {folder_hint}")
     if not stat.S_ISREG(info.st_mode):
@@ -53,8 +48,9 @@ def _looks_binary(head: bytes) -> bool:
     return False
 
 
-def _read_text(path: Path, shown: str) -> str:
-    data = path.read_bytes()
+def _read_text(ctx: ToolContext, path: Path, shown: str) -> str:
+    with ctx.files.os_errors(path, "read"):
+        data = path.read_bytes()
     if _looks_binary(data[:BINARY_SNIFF]):
         raise ToolError(f"{shown} is a binary file ({len(data):,} bytes); it is not shown as text")
     return data.decode("utf-8", errors="replace")
@@ -85,6 +81,13 @@ def read_file(
             f"{shown} is too large to read whole ({size:,} bytes); read a range with "
             "start_line/end_line, or search it with grep"
         )
+    with ctx.files.os_errors(resolved, "read"):
+        return _numbered_lines(resolved, shown, size, start_line, end_line)
+
+
+def _numbered_lines(
+    resolved: Path, shown: str, size: int, start_line: int, end_line: int | None
+) -> str:
     with resolved.open("rb") as f:
         if _looks_binary(f.read(BINARY_SNIFF)):
             raise ToolError(
@@ -138,26 +141,46 @@ def write_file(ctx: ToolContext, path: str, content: str) -> str:
     """
     resolved = ctx.resolve(path)
     shown = ctx.files.display(resolved)
-    if resolved.is_dir():
-        raise ToolError(f"{shown} is a directory")
-    existed = resolved.exists()
-    if existed and not resolved.is_file():
-        raise ToolError(f"{shown} is not a regular file")
-    resolved.parent.mkdir(parents=True, exist_ok=True)
-    data = content.encode("utf-8")
-    _atomic_write(resolved, data)
+    data = _utf8(content, "content")
+    with ctx.files.os_errors(resolved, "write"):
+        if resolved.is_dir():
+            raise ToolError(
+                f"{shown} is a directory; give the path of a file (e.g. {shown}/name.txt)"
+            )
+        existed = resolved.exists()
+        if existed and not resolved.is_file():
+            raise ToolError(f"{shown} is not a regular file (device, pipe or socket)")
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(resolved, data)
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
     verb = "Overwrote" if existed else "Created"
     return f"{verb} {shown} ({lines:,} lines, {len(data):,} bytes)"
 
 
+def _utf8(text: str, argument: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ToolError(
+            f"{argument} contains {text[exc.start : exc.end]!r} at position {exc.start}, which "
+            "is not valid unicode text (a lone surrogate) and cannot be written as UTF-8; "
+            "remove it or write the character itself"
+        ) from None
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write through a temporary file beside ``path`` (removed again when writing fails)."""
     mode = path.stat().st_mode & 0o7777 if path.exists() else None
     tmp = path.with_name(f".{path.name}.gemma-agent.tmp")
-    tmp.write_bytes(data)
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 class Edit(BaseModel):
@@ -226,7 +249,7 @@ def edit_file(
         edits: One or more replacements, applied in order.
     """
     resolved, shown, _ = regular_file(ctx, path)
-    original = _read_text(resolved, shown)
+    original = _read_text(ctx, resolved, shown)
     crlf = "\r\n" in original
     content = original
     for index, edit in enumerate(edits, start=1):
@@ -254,7 +277,9 @@ def edit_file(
                 "exactly once, or set replace_all"
             )
         content = content.replace(old, new) if edit.replace_all else content.replace(old, new, 1)
-    _atomic_write(resolved, content.encode("utf-8"))
+    data = _utf8(content, "new_text")
+    with ctx.files.os_errors(resolved, "write"):
+        _atomic_write(resolved, data)
     diff = difflib.unified_diff(
         original.splitlines(keepends=True),
         content.splitlines(keepends=True),
@@ -287,10 +312,15 @@ def list_dir(
     """
     resolved = ctx.resolve(path)
     shown = ctx.files.display(resolved)
-    if not resolved.exists():
-        raise ToolError(f"{shown} does not exist")
-    if not resolved.is_dir():
-        raise ToolError(f"{shown} is a file, not a directory; use read_file to read it")
+    with ctx.files.os_errors(resolved, "list"):
+        if not resolved.exists():
+            raise ctx.files.missing(resolved)
+        if not resolved.is_dir():
+            raise ToolError(f"{shown} is a file, not a directory; use read_file to read it")
+        return _listing(ctx, resolved, shown, depth, show_ignored)
+
+
+def _listing(ctx: ToolContext, resolved: Path, shown: str, depth: int, show_ignored: bool) -> str:
     root = ctx.files.root
     lines: list[str] = []
     limit = 500
@@ -300,7 +330,7 @@ def list_dir(
         nonlocal hidden
         stack = stack_for(root, directory)
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: (not e.is_dir(), e.name))
+            entries = sorted(os.scandir(directory), key=lambda e: (not _is_dir(e), e.name))
         except OSError as exc:
             lines.append(f"{'  ' * level}[cannot list: {exc.strerror}]")
             return
@@ -316,7 +346,10 @@ def list_dir(
                 return
             indent = "  " * level
             if entry.is_symlink():
-                target = os.readlink(entry.path)
+                try:
+                    target = os.readlink(entry.path)
+                except OSError:  # removed or replaced meanwhile
+                    target = "?"
                 lines.append(f"{indent}{entry.name} -> {target}")
             elif is_dir:
                 lines.append(f"{indent}{entry.name}/")
@@ -338,6 +371,14 @@ def list_dir(
     if hidden:
         lines.append(f"[{hidden} ignored entries not shown]")
     return header + "\n" + "\n".join(lines)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether an entry is a folder or a link to one (a symlink loop is neither)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _size(n: int) -> str:

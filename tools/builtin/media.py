@@ -1,8 +1,8 @@
 """view_image: show the model an image file from the workspace.
 
 The image goes back with the tool result as media (``ToolOutput.media``); the agent places it
-after the tool response, where Gemma 4 sees it (FORMAT.md §5.3). Models without a vision tower
-get an error result instead (the agent checks the engine's modalities).
+after the tool response, where Gemma 4 sees it (docs/format.md, 'Tool responses'). Models
+without a vision tower get an error result instead (the agent checks the engine's modalities).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def view_image(ctx: ToolContext, path: str) -> ToolOutput:
         raise ToolError(
             "view_image needs Pillow, which is not installed (pip install 'gemma-agent[media]')"
         ) from None
-    data = resolved.read_bytes()
+    with ctx.files.os_errors(resolved, "read"):
+        data = resolved.read_bytes()
     try:
         with PILImage.open(io.BytesIO(data)) as img:
             img.verify()

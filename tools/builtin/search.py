@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,16 +17,28 @@ from pydantic import Field
 
 from ..base import ToolContext, ToolError, tool
 from ..gitignore import _translate, walk_files
+from ..workspace import clip
 
 MAX_GREP_FILE_BYTES = 20 * 1024 * 1024
 MAX_MATCH_LINE = 300
 
 
 def _start(ctx: ToolContext, path: str) -> Path:
-    resolved = ctx.resolve(path)
-    if not resolved.exists():
-        raise ToolError(f"{ctx.files.display(resolved)} does not exist")
-    return resolved
+    return ctx.resolve(path, must_exist=True)
+
+
+def compile_regex(regex: str, flags: int = 0, *, what: str) -> re.Pattern[str]:
+    """Compile a regular expression made from the model's input, or a ToolError naming
+    ``what`` (e.g. "regular expression 'a(b'") and why."""
+    try:
+        with warnings.catch_warnings():
+            # "Possible nested set" and the like: valid today, and not the model's concern.
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(regex, flags)
+    except re.error as exc:
+        raise ToolError(f"invalid {what}: {exc}") from None
+    except (OverflowError, RecursionError) as exc:  # a{99999999999}, thousands of '('
+        raise ToolError(f"invalid {what}: it is too large or nested too deeply ({exc})") from None
 
 
 @tool(read_only=True)
@@ -49,7 +63,9 @@ def glob(
     base = _start(ctx, path)
     if base.is_file():
         raise ToolError(f"{ctx.files.display(base)} is a file; `path` must be a folder")
-    regex = re.compile(f"^{_translate(pattern.strip('/'))}$", re.DOTALL)
+    regex = compile_regex(
+        f"^{_translate(pattern.strip('/'))}$", re.DOTALL, what=f"glob pattern {clip(pattern)!r}"
+    )
     found: list[str] = []
     total = 0
     for item, is_dir in walk_files(ctx.files.root, base, include_dirs=True):
@@ -59,18 +75,23 @@ def glob(
             if len(found) < max_results:
                 found.append(rel + ("/" if is_dir else ""))
     if not found:
-        return f"No paths match {pattern!r} under {ctx.files.display(base)}"
+        return f"No paths match {clip(pattern)!r} under {ctx.files.display(base)}"
     if total > len(found):
         found.append(f"[... {total - len(found):,} more; narrow the pattern]")
     return "\n".join(found)
 
 
-def _matches_include(rel: str, include: str | None) -> bool:
+def _include_filter(include: str | None) -> Callable[[str], bool]:
+    """Whether a workspace-relative path matches ``include`` (a path glob when it has a '/',
+    else a glob on the file name)."""
     if not include:
-        return True
+        return lambda rel: True
     if "/" in include:
-        return re.match(f"^{_translate(include)}$", rel, re.DOTALL) is not None
-    return fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], include)
+        regex = compile_regex(
+            f"^{_translate(include)}$", re.DOTALL, what=f"include pattern {clip(include)!r}"
+        )
+        return lambda rel: regex.match(rel) is not None
+    return lambda rel: fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], include)
 
 
 @tool(read_only=True)
@@ -95,10 +116,12 @@ def grep(
         context_lines: Lines of context to show around each match.
         max_results: Maximum number of matching lines to show.
     """
-    try:
-        regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
-        raise ToolError(f"invalid regular expression {pattern!r}: {exc}") from None
+    regex = compile_regex(
+        pattern,
+        re.IGNORECASE if ignore_case else 0,
+        what=f"regular expression {clip(pattern)!r}",
+    )
+    included = _include_filter(include)
     base = _start(ctx, path)
     root = ctx.files.root
     out: list[str] = []
@@ -108,7 +131,7 @@ def grep(
     skipped_large = 0
     for file, _ in walk_files(root, base):
         rel = file.relative_to(root).as_posix()
-        if not _matches_include(rel, include):
+        if not included(rel):
             continue
         try:
             size = file.stat().st_size
@@ -146,8 +169,8 @@ def grep(
             previous = j
     if not out:
         where = ctx.files.display(base)
-        return f"No matches for {pattern!r} in {where}" + (
-            f" (files: {include})" if include else ""
+        return f"No matches for {clip(pattern)!r} in {where}" + (
+            f" (files: {clip(include)})" if include else ""
         )
     notes = []
     if total > shown:
