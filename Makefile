@@ -8,7 +8,7 @@ VLLM_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/d
 EXTRAS := evals,media,dev
 STAMP  := $(VENV)/.installed-$(VLLM_EXTRA)-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test check-gpu-deps lint typecheck pytest bench install system-deps clean
+.PHONY: run test check-gpu-deps lint typecheck pytest docs bench install system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,15 @@ pytest: install
 check-gpu-deps: $(STAMP)
 	@$(PY) bench/check_gpu_deps.py --extras vllm,$(EXTRAS)
 
-test: install check-gpu-deps lint typecheck pytest
+# The documentation site (mkdocs.yml) into site/; --strict: a broken reference or a docstring
+# mkdocstrings cannot parse fails the build. Offline, a few seconds.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: install check-gpu-deps lint typecheck docs pytest
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site *.egg-info .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The `gemma-agent` command: wiring only.
+"""The `gemma-agent` command: wiring only (the flags here; the TUI's launch in `launch.py`).
 
 gemma-agent                      the TUI on the embedded engine
 gemma-agent run "task"           headless run (rich output, or --json events)
@@ -19,9 +19,63 @@ from . import __version__
 from .errors import AgentError
 
 
-def _add_agent_arguments(p: argparse.ArgumentParser, *, session_resume: bool = True) -> None:
-    from .agent.engines.factory import add_engine_arguments
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine flags (`EngineConfig` fields; ``create_engine`` takes the parsed namespace).
+    `/model` in the TUI takes them too."""
+    from .agent.engines.presets import BACKENDS
 
+    g = parser.add_argument_group("model and engine")
+    g.add_argument(
+        "--model",
+        default=None,
+        help="preset (E2B, E4B, 12B, 26B-A4B, 31B), HF id, local checkpoint folder, 'tiny' or "
+        "'tiny-mm' (with image/audio towers) (default: E4B on a GPU, tiny on CPU-only machines)",
+    )
+    g.add_argument(
+        "--variant",
+        default=None,
+        help="which Gemma 4 the model is (E2B/E4B/12B/26B-A4B/31B), when it cannot be detected",
+    )
+    g.add_argument(
+        "--engine",
+        choices=["vllm", "http"],
+        default=None,
+        help="vllm: embedded (default); http: a running `vllm serve`",
+    )
+    g.add_argument(
+        "--base-url",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="vllm serve URL for --engine http (repeat for replicas)",
+    )
+    g.add_argument("--api-key", default=None, help="API key of the vllm serve endpoint")
+    g.add_argument("--max-model-len", type=int, default=None, metavar="N")
+    g.add_argument("--gpu-memory-utilization", type=float, default=None, metavar="F")
+    g.add_argument("--tensor-parallel-size", type=int, default=None, metavar="N")
+    g.add_argument("--pipeline-parallel-size", type=int, default=None, metavar="N")
+    g.add_argument("--data-parallel-size", type=int, default=None, metavar="N")
+    g.add_argument(
+        "--enable-expert-parallel",
+        action="store_true",
+        default=None,
+        help="expert parallelism for the MoE 26B-A4B",
+    )
+    g.add_argument(
+        "--distributed-executor-backend",
+        choices=BACKENDS,
+        default=None,
+        help="ray for multi-node",
+    )
+    g.add_argument(
+        "--no-grammar",
+        action="store_true",
+        default=None,
+        help="do not constrain tool calls with a grammar",
+    )
+
+
+def _add_agent_arguments(p: argparse.ArgumentParser, *, session_resume: bool = True) -> None:
     add_engine_arguments(p)
     p.add_argument("--workspace", default=".", help="folder the agent works in (default: .)")
     p.add_argument(
@@ -96,11 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match args.command:
             case None:
-                from .tui.app import run_tui
+                from .launch import run_tui
 
-                return run_tui(args)
+                return run_tui(args, engine_flags=add_engine_arguments)
             case "run":
-                from .agent.headless import run_headless
+                from .headless import run_headless
 
                 return run_headless(args)
             case "eval":

@@ -28,8 +28,16 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..tools import ToolRegistry
 from ..tools.base import as_tool
-from ..tools.spill import recall_output
-from .compaction import Compaction, CompactionContext, CompactionLedger, Compactor, LedgerEntry
+from ..tools.recall import recall_output
+from .compaction import (
+    Compaction,
+    CompactionContext,
+    CompactionLedger,
+    CompactionState,
+    Compactor,
+    LedgerEntry,
+    RecordingCompactor,
+)
 from .engines.base import Engine, EngineInfo
 from .events import (
     ApprovalRequested,
@@ -39,6 +47,7 @@ from .events import (
     Notice,
     RunFinished,
     RunStarted,
+    RunUsage,
     StopReason,
 )
 from .execute import ApprovalCallback, ToolRuntime
@@ -47,17 +56,22 @@ from .loop import run_loop
 from .messages import Message, ModelTurn, UserMessage, new_id
 from .model import ModelLayer
 from .output import FINAL_ANSWER, OutputTool
-from .session import SessionLog, list_sessions, load_session, new_session_id, session_path
-from .state import RunState, RunUsage
+from .session import (
+    SessionLog,
+    SessionSummary,
+    list_sessions,
+    load_session,
+    new_session_id,
+    saved_model,
+    session_path,
+    session_summaries,
+)
+from .state import RunState
 
 if TYPE_CHECKING:
     from .media import MediaLimits
 
 _DEFAULT: Any = object()
-# Events worth a line in the session log (deltas, tool calls and turns are logged otherwise).
-_LOGGED = frozenset(
-    {"run_started", "approval_requested", "plan_updated", "usage", "notice", "run_finished"}
-)
 
 
 @dataclass
@@ -83,6 +97,7 @@ class _Conversation:
     history: list[Message]
     log: SessionLog | None
     ledger: CompactionLedger = field(default_factory=CompactionLedger)
+    compaction: CompactionState = field(default_factory=CompactionState)
     model: ModelLayer | None = None
     spill: Any = None
     busy: bool = False
@@ -304,20 +319,6 @@ class Agent:
         on (a consumer of the iterator sees it later): e.g. `ToolCallStarted` before the call
         runs, to read a file the call is about to change. Keep it quick; it must not raise.
         """
-        stream = self._stream(task, deps, session_id, [None], on_emit, answers_approvals)
-        async with contextlib.aclosing(stream) as events:
-            async for event in events:
-                yield event
-
-    async def _stream(
-        self,
-        task: Any,
-        deps: Any,
-        session_id: str | None,
-        box: list[RunState | None],
-        on_emit: Callable[[Event], None] | None = None,
-        answers_approvals: bool = False,
-    ) -> AsyncGenerator[Event, None]:
         queue: asyncio.Queue[object] = asyncio.Queue()
         end = object()
         put: Callable[[object], None] = queue.put_nowait
@@ -330,7 +331,7 @@ class Agent:
 
         async def produce() -> None:
             try:
-                await self._run(task, deps, session_id, put, box, answers_approvals)
+                await self._run(task, deps, session_id, put, answers_approvals)
             finally:
                 queue.put_nowait(end)
 
@@ -358,23 +359,28 @@ class Agent:
     ) -> RunResult:
         """Drain `stream` into a `RunResult`; ``on_event`` sees every event (it may answer
         `ApprovalRequested` with ``event.respond(...)`` when ``answers_approvals=True``)."""
-        box: list[RunState | None] = [None]
-        stream = self._stream(task, deps, session_id, box, None, answers_approvals)
+        started: RunStarted | None = None
+        finished: RunFinished | None = None
+        stream = self.stream(
+            task, deps=deps, session_id=session_id, answers_approvals=answers_approvals
+        )
         async with contextlib.aclosing(stream) as events:
             async for event in events:
                 if on_event is not None:
                     on_event(event)
-        state = box[0]
-        assert state is not None and state.finished is not None
-        fin = state.finished
+                if isinstance(event, RunStarted):
+                    started = event
+                elif isinstance(event, RunFinished):
+                    finished = event
+        assert started is not None and finished is not None, "a run ends with RunFinished"
         return RunResult(
-            output=fin.output,
-            turns=list(state.history),
-            usage=state.usage,
-            session_id=self.session_id or "",
-            reason=fin.reason,
-            steps=fin.steps,
-            error=fin.error,
+            output=finished.output,
+            turns=self.history(started.session_id),
+            usage=finished.usage or RunUsage(),
+            session_id=started.session_id,
+            reason=finished.reason,
+            steps=finished.steps,
+            error=finished.error,
         )
 
     def run_sync(
@@ -412,7 +418,20 @@ class Agent:
         """Saved session ids, newest first."""
         return list_sessions(self.sessions_dir)
 
+    def session_summaries(self, limit: int | None = None) -> list[SessionSummary]:
+        """The saved sessions, newest first (at most ``limit``): id, file, title, time."""
+        return session_summaries(self.sessions_dir, limit=limit)
+
+    def session_file(self, session_id: str) -> Path:
+        """Where a session's log is (or will be) saved; ConfigError for an invalid id."""
+        return session_path(self.sessions_dir, session_id)
+
+    def session_model(self, session_id: str) -> tuple[str, str | None] | None:
+        """The model (and variant) a saved session last ran on; None when unknown."""
+        return saved_model(session_path(self.sessions_dir, session_id))
+
     def history(self, session_id: str | None = None) -> list[Message]:
+        """The messages of a session held in memory (default: the current one); [] if none."""
         conv = self._conversations.get(session_id or self.session_id or "")
         return list(conv.history) if conv else []
 
@@ -437,6 +456,7 @@ class Agent:
             summarize=state.summarize,
             spill=conv.spill,
             tokens=model.context_tokens(conv.history),
+            state=conv.compaction,
         )
         done: Compaction | None = await self.compactor.compact(conv.history, ctx)
         if done is None:
@@ -527,7 +547,7 @@ class Agent:
         self,
         conv: _Conversation,
         model: ModelLayer,
-        emit: Callable[[object], None],
+        put: Callable[[object], None],
         deps: Any,
         answers_approvals: bool = False,
     ) -> RunState:
@@ -546,7 +566,7 @@ class Agent:
             model=model,
             tools=runtime,
             history=conv.history,
-            emit=emit,
+            put=put,
             limits=self.limits,
             thinking=self.thinking_budget,
             tool_choice=self.tool_choice,
@@ -554,6 +574,7 @@ class Agent:
             output_tool=self.output_tool,
             compactor=self.compactor,
             log=conv.log,
+            compaction=conv.compaction,
             sampling=dict(self.sampling),
         )
 
@@ -563,7 +584,6 @@ class Agent:
         deps: Any,
         session_id: str | None,
         put: Callable[[object], None],
-        box: list[RunState | None],
         answers_approvals: bool = False,
     ) -> None:
         notices: list[Notice] = []
@@ -573,15 +593,7 @@ class Agent:
         conv.busy = True
         try:
             model = await self._model_for(conv)
-            log = conv.log
-
-            def emit(event: object) -> None:
-                put(event)
-                if log is not None and getattr(event, "kind", None) in _LOGGED:
-                    log.event(event)  # type: ignore[arg-type]
-
-            state = self._state(conv, model, emit, deps, answers_approvals)
-            box[0] = state
+            state = self._state(conv, model, put, deps, answers_approvals)
             self.session_id = conv.session_id
             text = ""
             if task is not None:
@@ -600,16 +612,13 @@ class Agent:
                         max_model_len=info.max_model_len,
                         image_soft_tokens=info.image_soft_tokens,
                     )
-                message = UserMessage(content=text, attachments=attachments)
-                conv.history.append(message)
-                if log is not None:
-                    log.message(message)
+                state.add_task(UserMessage(content=text, attachments=attachments))
             info = model.engine.info
-            emit(
+            state.emit(
                 RunStarted(conv.session_id, text, info.model, resumed=resumed, variant=info.variant)
             )
             for notice in notices:
-                emit(notice)
+                state.emit(notice)
             last = conv.history[-1] if conv.history else None
             if last is None:
                 raise ConfigError("Nothing to do: give a task (the session is empty).")
@@ -637,24 +646,8 @@ def _compacted_event(data: dict[str, Any]) -> HistoryCompacted:
 
 def _wrap_compactor(state: RunState, conv: _Conversation) -> None:
     """Record automatic compactions in the conversation's ledger (for undo)."""
-    ledger = conv.ledger
-    inner = state.compactor
-    if inner is None:
-        return
-
-    class _Recorded:
-        name = getattr(inner, "name", "compactor")
-
-        async def compact(
-            self, history: Sequence[Message], ctx: CompactionContext
-        ) -> Compaction | None:
-            assert inner is not None
-            done = await inner.compact(history, ctx)
-            if done is not None:
-                ledger.record(history, done)
-            return done
-
-    state.compactor = _Recorded()
+    if state.compactor is not None:
+        state.compactor = RecordingCompactor(state.compactor, conv.ledger)
 
 
 def _limits(limits: MediaLimits | None) -> MediaLimits:

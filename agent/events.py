@@ -7,10 +7,15 @@ end with ``assert_never``. Deltas are not written to session logs; everything el
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from .messages import ModelTurn, ToolCall, ToolResult
+
+# How the run hands an event to its consumers (the stream, the session log, a face's tap).
+Emit = Callable[[object], None]
 
 StopReason = Literal[
     "final_answer",
@@ -152,6 +157,23 @@ class RunFinished:
     output: Any = None  # str, or an instance of the agent's output_type
     error: str | None = None
     steps: int = 0
+    usage: RunUsage | None = None  # the run's totals
+
+
+@dataclass
+class RunUsage:
+    """Totals over one run (summary requests of compaction included)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    generated_tokens: int = 0
+    thinking_tokens: int = 0
+    tool_calls: int = 0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
 Event = (
@@ -189,8 +211,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         # Media bytes stay in the session log; event consumers get name and type only.
         return _without_media_bytes(value.model_dump(mode="json"))
-    if isinstance(value, PlanItem | DroppedItem):
-        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    if isinstance(value, PlanItem | DroppedItem | RunUsage):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):

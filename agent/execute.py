@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..tools import ToolContext, ToolRegistry
+from ..tools import PlanChanged, ToolContext, ToolNotice, ToolRegistry
 from .events import (
     ApprovalDecision,
     ApprovalRequested,
+    Emit,
     Notice,
     PlanItem,
     PlanUpdated,
@@ -27,7 +28,6 @@ from .events import (
 )
 from .messages import Attachment, ToolCall, ToolResult
 
-Emit = Callable[[object], None]
 ApprovalCallback = Callable[[ApprovalRequested], Awaitable[ApprovalDecision | None]]
 # A call handled by the loop itself (final_answer): returns its result directly.
 Special = Callable[[ToolCall], ToolResult]
@@ -48,6 +48,7 @@ class ToolRuntime:
     deps: Any = None
     spill: Any = None  # tools.SpillStore
     special: dict[str, Special] = field(default_factory=dict)
+    validated: dict[str, Any] = field(default_factory=dict)  # call id -> its checked arguments
     # Checks the media a tool returns (modalities, limits) before they join the history;
     # raises ConfigError, which becomes the call's error result. None: media pass unchecked.
     media_check: Callable[[Sequence[Attachment]], None] | None = None
@@ -55,22 +56,19 @@ class ToolRuntime:
 
 def tool_event(event: object, step: int) -> object | None:
     """Translate what a tool emits (PlanChanged, ToolNotice, our events) into a run event."""
-    name = type(event).__name__
-    if name == "PlanChanged":
-        items = tuple(
-            PlanItem(str(text), status if status in _PLAN_STATUS else "pending")  # type: ignore[arg-type]
-            for text, status in getattr(event, "items", ())
-        )
-        return PlanUpdated(items, step)
-    if name == "ToolNotice":
-        level = getattr(event, "level", "info")
-        return Notice(
-            str(getattr(event, "message", "")),
-            "warning" if level == "warning" else "error" if level == "error" else "info",
-            step,
-        )
-    if hasattr(event, "kind"):
-        return event
+    match event:
+        case PlanChanged(items=items):
+            return PlanUpdated(
+                tuple(
+                    PlanItem(text, status if status in _PLAN_STATUS else "pending")  # type: ignore[arg-type]
+                    for text, status in items
+                ),
+                step,
+            )
+        case ToolNotice(message=message, level=level):
+            return Notice(message, level if level in ("warning", "error") else "info", step)  # type: ignore[arg-type]
+        case _ if hasattr(event, "kind"):
+            return event
     return None
 
 
@@ -81,10 +79,11 @@ async def execute_calls(
     step: int,
     emit: Emit,
     invalid: dict[str, str],
-    results: dict[str, ToolResult],
     on_result: Callable[[ToolResult], None],
-) -> None:
-    """Fill ``results`` (call id → result) for every call; ``invalid`` holds parse errors."""
+) -> dict[str, ToolResult]:
+    """Every call's result by call id; ``invalid`` holds parse errors. ``on_result`` sees each
+    result as its call finishes (a cancelled round keeps what it saw)."""
+    results: dict[str, ToolResult] = {}
 
     def tool_emit(event: object) -> None:
         ev = tool_event(event, step)
@@ -117,7 +116,11 @@ async def execute_calls(
     async def run_one(call: ToolCall) -> None:
         t0 = time.perf_counter()
         ctx = ToolContext(rt.workspace, rt.deps, call.id, tool_emit, **_spill(rt))
-        outcome = await rt.registry.call(call.name, call.arguments, ctx)
+        tool = rt.registry.get(call.name)
+        if tool is not None and call.id in rt.validated:
+            outcome = await rt.registry.run(tool, rt.validated.pop(call.id), ctx)
+        else:
+            outcome = await rt.registry.call(call.name, call.arguments, ctx)
         result = ToolResult(
             call_id=call.id,
             name=call.name,
@@ -136,6 +139,7 @@ async def execute_calls(
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(run_one(c), name=f"tool:{c.name}") for c in batch]
         del tasks
+    return results
 
 
 def _with_media(rt: ToolRuntime, result: ToolResult, media: Sequence[Any]) -> ToolResult:

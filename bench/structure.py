@@ -3,8 +3,9 @@
     python bench/structure.py
 
 Import cycles are counted on the graph of every import between our modules, function-local
-ones included (a cycle hidden in a function is still a cycle a reader has to untangle). Each
-cycle is one strongly connected component of more than one module.
+ones included (a cycle hidden in a function is still a cycle a reader has to untangle), those
+under ``if TYPE_CHECKING:`` left out (annotations only). Each cycle is one strongly connected
+component of more than one module.
 """
 
 from __future__ import annotations
@@ -32,10 +33,23 @@ def modules() -> dict[str, Path]:
     return out
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under ``if TYPE_CHECKING:`` (annotations only, no runtime edge)."""
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def imports(name: str, path: Path, known: set[str]) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
@@ -92,11 +106,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def public_names(mods: dict[str, Path]) -> dict[str, int]:
-    counts = {}
+    counts: dict[str, int] = {}
     for name, path in mods.items():
-        if path.name == "__init__.py":
+        root_module = name.count(".") == 1 and path.stem not in ("__main__", "cli")
+        if path.name == "__init__.py" or root_module:
             module = importlib.import_module(name)
-            counts[name] = len(getattr(module, "__all__", ()))
+            if hasattr(module, "__all__") or path.name == "__init__.py":
+                counts[name] = len(module.__all__) if hasattr(module, "__all__") else 0
     return counts
 
 

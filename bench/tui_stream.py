@@ -150,6 +150,9 @@ class BenchBackend:
     def session_file(self) -> str | None:
         return None
 
+    def session_model(self) -> tuple[str, str | None] | None:
+        return None
+
     def describe(self) -> str:
         return "bench"
 

@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from ..tools.builtin.sandbox import interpreter_binds, sandbox_mounts
+from ..tools.builtin import interpreter_binds, sandbox_mounts
 
 OUTPUT_LIMIT = 64_000  # characters of output kept (head and tail)
 _INFRA_EXIT = 121  # the launcher's exit code when it cannot set limits or exec

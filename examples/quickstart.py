@@ -11,6 +11,7 @@ import argparse
 import asyncio
 
 from gemma_agent import Agent, ScriptedEngine, tool
+from gemma_agent.events import RunFinished, ToolCallFinished
 
 
 @tool
@@ -35,11 +36,11 @@ def make_agent(model: str | None) -> Agent:
 async def main(model: str | None) -> None:
     agent = make_agent(model)
     async for event in agent.stream("What is 2 + 40? Use the tool."):  # the single source of truth
-        match event.kind:
-            case "tool_call_finished":
-                print(f"tool {event.call.name}({event.call.arguments}) -> {event.result.content}")
-            case "run_finished":
-                print(f"answer: {event.output} ({event.reason}, {event.steps} steps)")
+        match event:
+            case ToolCallFinished(call=call, result=result):
+                print(f"tool {call.name}({call.arguments}) -> {result.content}")
+            case RunFinished(output=output, reason=reason, steps=steps):
+                print(f"answer: {output} ({reason}, {steps} steps)")
     await agent.aclose()
 
 

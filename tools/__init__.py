@@ -19,8 +19,9 @@ from .base import (
 )
 from .builtin import PlanChanged, coding_tools
 from .mcp import MCPServer, MCPTool
+from .recall import recall_output
 from .registry import ToolOutcome, ToolRegistry
-from .spill import SpillStore, recall_output
+from .spill import SpillStore
 from .workspace import PathOutsideWorkspace, Workspace
 
 __all__ = [

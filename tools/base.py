@@ -47,6 +47,7 @@ from typing import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from .errors import InvalidArguments, ToolError
 from .schema import describe_arguments, format_errors, validate_schema
 
 if TYPE_CHECKING:
@@ -56,14 +57,6 @@ if TYPE_CHECKING:
 DepsT = TypeVar("DepsT")
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
-
-
-class ToolError(Exception):
-    """Raised by a tool to report a problem the model should read and act on."""
-
-
-class InvalidArguments(ToolError):
-    """The arguments did not match the tool's schema; the call was not made."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,8 @@ from pydantic_core import to_jsonable_python
 
 from ..errors import ConfigError
 from .base import InvalidArguments, Tool, ToolContext, ToolError, ToolMedia, ToolOutput, as_tool
-from .spill import cap_text, recall_output
+from .recall import recall_output
+from .spill import cap_text
 
 logger = logging.getLogger("gemma_agent.tools")
 
@@ -100,22 +101,34 @@ class ToolRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
+    def check(self, name: str, arguments: Mapping[str, Any] | None) -> tuple[Tool, Any] | str:
+        """The tool and its validated arguments, or the error the model reads (unknown tool,
+        invalid arguments)."""
+        tool = self._tools.get(name)
+        if tool is None:
+            return self._unknown(name)
+        try:
+            return tool, tool.validate({} if arguments is None else arguments)
+        except InvalidArguments as exc:
+            return str(exc)
+        except Exception as exc:  # a validator choking on odd input is still the model's input
+            logger.warning("validating arguments of %s failed", name, exc_info=True)
+            return f"Invalid arguments for {name}: {exc}"
+
     async def call(
         self, name: str, arguments: Mapping[str, Any] | None, ctx: ToolContext[Any] | None = None
     ) -> ToolOutcome:
         """Validate and run one call. Only cancellation of the caller propagates."""
+        checked = self.check(name, arguments)
+        if isinstance(checked, str):
+            return ToolOutcome(checked, is_error=True)
+        return await self.run(*checked, ctx)
+
+    async def run(self, tool: Tool, args: Any, ctx: ToolContext[Any] | None = None) -> ToolOutcome:
+        """Run one call whose arguments `check` validated (timeout, output cap, errors)."""
         if ctx is None:
             ctx = ToolContext(workspace=Path.cwd())
-        tool = self._tools.get(name)
-        if tool is None:
-            return ToolOutcome(self._unknown(name), is_error=True)
-        try:
-            args = tool.validate({} if arguments is None else arguments)
-        except InvalidArguments as exc:
-            return ToolOutcome(str(exc), is_error=True)
-        except Exception as exc:  # a validator choking on odd input is still the model's input
-            logger.warning("validating arguments of %s failed", name, exc_info=True)
-            return ToolOutcome(f"Invalid arguments for {name}: {exc}", is_error=True)
+        name = tool.name
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         limit = tool.max_output_chars or self.max_output_chars
         try:

@@ -2,8 +2,8 @@
 
 ``SpillStore(root)`` keeps each spilled text as a file (``root/<id>.txt`` plus a small
 ``<id>.json``); with ``root=None`` it uses a private temporary folder removed with the store, so
-spilled output never sits in memory. ``recall_output`` lets the model page through or grep a
-spilled text; compaction uses the same ids when it clears old tool results.
+spilled output never sits in memory. ``recall_output`` (``tools/recall.py``) lets the model page
+through or grep a spilled text; compaction uses the same ids when it clears old tool results.
 """
 
 from __future__ import annotations
@@ -17,12 +17,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any
-
-from pydantic import Field
-
-from .base import ToolContext, ToolError, tool
-from .workspace import clip
+from typing import IO, Any
 
 _ID_RE = re.compile(r"^sp_[0-9a-f]{12}$")
 _WRITE_CHUNK = 1 << 20  # characters per write: encoding a 50 MB string at once doubles memory
@@ -191,61 +186,4 @@ def join_capped(
     return f"{head}{'' if head.endswith(chr(10)) or not head else chr(10)}{marker}\n{tail}"
 
 
-# --- the recall tool ---------------------------------------------------------------------------
-
-_RECALL_BUDGET = 12_000
-
-
-@tool(read_only=True, max_output_chars=20_000)
-def recall_output(
-    ctx: ToolContext,
-    spill_id: str,
-    start_line: Annotated[int, Field(ge=1)] = 1,
-    max_lines: Annotated[int, Field(ge=1, le=1000)] = 200,
-    pattern: str | None = None,
-) -> str:
-    """Read back a tool output that was cut short (its id appears in the cut marker).
-
-    Args:
-        spill_id: The id from the marker, e.g. "sp_0123456789ab".
-        start_line: First line to show (1-based).
-        max_lines: How many lines to show at most.
-        pattern: Show only lines matching this regular expression (with line numbers).
-    """
-    try:
-        info = ctx.spill.info(spill_id)
-        lines = ctx.spill.iter_lines(spill_id, max_line=1000)
-    except KeyError as exc:
-        raise ToolError(str(exc.args[0])) from None
-    regex = None
-    if pattern:
-        from .builtin.search import compile_regex  # here: builtin imports this module
-
-        regex = compile_regex(pattern, what=f"regular expression {clip(pattern)!r}")
-    shown: list[str] = []
-    used = 0
-    next_line = None
-    try:
-        for number, line in enumerate(lines, start=1):
-            if number < start_line or (regex is not None and not regex.search(line)):
-                continue
-            if len(shown) >= max_lines or used + len(line) > _RECALL_BUDGET:
-                next_line = number
-                break
-            shown.append(f"{number:>6}\t{line}")
-            used += len(line) + 8
-    except OSError as exc:  # the spill folder was removed or the disk failed meanwhile
-        raise ToolError(
-            f"the output {spill_id} can no longer be read ({exc.strerror or exc}); run the "
-            "tool that produced it again"
-        ) from exc
-    head = (
-        f"[{spill_id}: {info.label or 'output'}, {info.lines:,} lines, {info.chars:,} characters]"
-    )
-    if not shown:
-        return head + "\n(no lines" + (" match" if regex else " in this range") + ")"
-    tail = f"\n[more: call again with start_line={next_line}]" if next_line else ""
-    return head + "\n" + "\n".join(shown) + tail
-
-
-__all__ = ["SpillInfo", "SpillStore", "SpillWriter", "cap_text", "join_capped", "recall_output"]
+__all__ = ["SpillInfo", "SpillStore", "SpillWriter", "cap_text", "join_capped"]

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
-from .base import ToolError
+from .errors import ToolError
 
 
 class PathOutsideWorkspace(ToolError):

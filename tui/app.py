@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import io
-import json
-import multiprocessing
-import os
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +20,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker
 
-from ..agent.engines.base import Engine
-from ..agent.events import (
+from ..agent import Message, ModelTurn, SummaryMessage, ToolCall, UserMessage
+from ..errors import ConfigError
+from ..events import (
     ApprovalDecision,
     ApprovalRequested,
     Event,
@@ -43,10 +38,9 @@ from ..agent.events import (
     TurnFinished,
     Usage,
 )
-from ..agent.messages import Message, ModelTurn, SummaryMessage, ToolCall, UserMessage
-from ..errors import AgentError, ConfigError
 from .archive import Archive, archived_view
-from .backend import AgentBackend, Backend
+from .attachments import chip, pasted_path
+from .backend import Backend
 from .blocks import (
     AnswerBlock,
     CompactionMarker,
@@ -58,18 +52,12 @@ from .blocks import (
     UserBlock,
 )
 from .chrome import CommandMenu, EngineProgress, PromptInput, StatusBar
-from .commands import (
-    BY_NAME,
-    Choice,
-    help_text,
-    model_choices,
-    model_problem,
-    parse_command,
-    parse_model_args,
-)
+from .commands import BY_NAME, Choice, EngineFlags, help_text, parse_command
 from .config import APPROVAL_MODES, THINKING_DISPLAYS, ThinkingDisplay, TuiSettings
 from .export import transcript_markdown
+from .format import error_text
 from .heap import HeapPolicy
+from .model_switch import TINY_BANNER, EngineFactory, ModelSwitch, ModelSwitcher, same_model
 from .screens import ApprovalScreen, SessionPicker
 
 FRAME_SECONDS = 1 / 20  # deltas are painted at most once per frame
@@ -79,15 +67,6 @@ REVEAL_LINES = 2  # scrolling up this close to the top shows older archived bloc
 SETTLE_SECONDS = 0.5  # after a run, the full garbage collection waits this long
 
 BackendFactory = Callable[[], Awaitable[Backend]]
-# Starts the engine for `/model`: the engine settings it was given (``model``, ``variant`` and
-# any other CLI engine flags; `agent.engines.factory.EngineConfig` fields).
-EngineFactory = Callable[[dict[str, Any]], Awaitable[Engine]]
-
-TINY_BANNER = (
-    "No GPU or no Gemma weights here: running the tiny random-weight model. Its outputs are "
-    "noise; it only shows that everything is wired. Use --model on a GPU machine, or "
-    "--engine http --base-url URL, for real answers."
-)
 
 STOP_TEXT = {
     "max_steps": "Stopped: the step limit was reached.",
@@ -111,24 +90,6 @@ class MainScreen(Screen[None]):
         if isinstance(widget, Archive):
             scroll_visible = False
         super().set_focus(widget, scroll_visible, from_app_focus)
-
-
-@dataclass
-class ModelSwitch:
-    """A `/model` switch under way: the new engine starts while the current one serves."""
-
-    name: str
-    settings: dict[str, Any]
-    started: float
-    text: str
-    replace: bool = False  # stop the current engine first (one GPU may not hold both)
-    engine: Engine | None = None  # started, waiting for the run in flight to end
-    down: bool = False  # (replace) the current engine is stopped or stopping
-
-    @property
-    def holds_tasks(self) -> bool:
-        """New tasks wait in the queue: the new engine takes over next, or none is up."""
-        return self.engine is not None or self.down
 
 
 @dataclass
@@ -173,6 +134,8 @@ class GemmaApp(App[int]):
         attachments: Sequence[Any] = (),
         engine_factory: EngineFactory | None = None,
         engine_settings: dict[str, Any] | None = None,
+        engine_flags: EngineFlags | None = None,
+        sandbox_off: str | None = None,
     ) -> None:
         super().__init__()
         if (backend is None) == (backend_factory is None):
@@ -201,15 +164,17 @@ class GemmaApp(App[int]):
         self.archive_pending = False
         self.attachments = list(attachments)  # sent with the first task (--image/--audio)
         self.heap = HeapPolicy()
-        self.engine_factory: EngineFactory = engine_factory or _create_engine
-        # What engine_factory needs to start the current model again (None: unknown); a
-        # failed `/model --replace` restarts it.
-        self.engine_settings = engine_settings
-        self.switch: ModelSwitch | None = None  # a /model switch under way
+        # `/model`: engine_factory starts an engine from settings, engine_settings start the
+        # current model again (a failed `/model --replace` does), engine_flags parse its flags.
+        self.switcher = ModelSwitcher(
+            self,
+            engine_factory=engine_factory,
+            engine_settings=engine_settings,
+            engine_flags=engine_flags,
+        )
         self.run_ended = asyncio.Event()  # set between runs (a switch waits for it)
         self.run_ended.set()
-        self.retired: Engine | None = None  # a replaced engine still being closed
-        self.sandbox_off: str | None = None  # why run_shell is not sandboxed (run_tui sets it)
+        self.sandbox_off = sandbox_off  # why run_shell is not sandboxed (None: it is)
 
     # ---------------------------------------------------------------- layout
 
@@ -273,7 +238,7 @@ class GemmaApp(App[int]):
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            self.engine_error = _error_text(e)
+            self.engine_error = error_text(e)
             self.query_one(EngineProgress).display = False
             self.add_block(
                 NoticeBlock(
@@ -488,7 +453,7 @@ class GemmaApp(App[int]):
 
     def start_run(self, task: str) -> None:
         assert self.backend is not None
-        names = tuple(_chip(a) for a in self.attachments)
+        names = tuple(chip(a) for a in self.attachments)
         self.add_block(UserBlock(task, attachments=names))
         self.interrupted = False
         self.run_ended.clear()
@@ -511,7 +476,7 @@ class GemmaApp(App[int]):
             raise
         except Exception as e:
             self.finish_open_blocks(cancel_cards=True)
-            self.add_block(NoticeBlock(_error_text(e), level="error", title="The run failed"))
+            self.add_block(NoticeBlock(error_text(e), level="error", title="The run failed"))
         finally:
             self.flush_frame()
             self.status.set(running=False)
@@ -794,7 +759,7 @@ class GemmaApp(App[int]):
 
     def attach(self, arg: str) -> bool:
         """``/attach PATH``: an image or audio file goes with the next message."""
-        from ..agent.media import load_media, pasted_path
+        from ..agent import load_media
 
         if not arg:
             self.say("Usage: /attach PATH (an image or audio file)", level="warning")
@@ -821,8 +786,6 @@ class GemmaApp(App[int]):
     def attach_pasted(self, text: str) -> bool:
         """A message that is only the path of an image/audio file (a file dropped on the
         terminal pastes its path) attaches the file instead of being sent."""
-        from ..agent.media import pasted_path
-
         path = pasted_path(text, self.workspace)
         return path is not None and self.attach(str(path))
 
@@ -869,7 +832,7 @@ class GemmaApp(App[int]):
                 else:
                     self.set_approval(arg)
             case "model":
-                self.command_model(backend, arg)
+                self.switcher.command(backend, arg)
             case "tools":
                 lines = [
                     f"- **{n}** — {d.splitlines()[0] if d else ''}" for n, d in backend.tool_list()
@@ -908,228 +871,15 @@ class GemmaApp(App[int]):
     # ---------------------------------------------------------------- /model
 
     @property
+    def switch(self) -> ModelSwitch | None:
+        """A `/model` switch under way (None: none)."""
+        return self.switcher.switch
+
+    @property
     def switch_ready(self) -> bool:
         """Tasks wait: a new engine takes over when the run in flight ends, or (--replace) the
         current engine is being stopped."""
-        return self.switch is not None and self.switch.holds_tasks
-
-    def model_overview(self, backend: Backend) -> str:
-        lines = [f"**Current:** {backend.describe()}", "", "**Switch with** `/model NAME`:", ""]
-        for name, about in model_choices():
-            lines.append(f"- `{name}` — {about}")
-        lines += [
-            "",
-            "or a local checkpoint folder (`/model /path/to/gemma-4-E4B-it`), or a Hugging Face "
-            "id with its variant (`/model org/model --variant E4B`). The engine flags of "
-            "`gemma-agent --help` apply too (`--engine http --base-url URL`, `--max-model-len N`). "
-            "The conversation is kept; the current model answers until the new one is ready.",
-        ]
-        if self.switch is not None:
-            lines += ["", f"Switching to {self.switch.name}…"]
-        return "\n".join(lines)
-
-    def command_model(self, backend: Backend, arg: str) -> None:
-        """``/model``: the current model and the choices; ``/model NAME ...``: switch to it."""
-        if not arg:
-            self.say(self.model_overview(backend), markdown=True)
-            return
-        if self.switch is not None:
-            self.say(
-                f"A switch to {self.switch.name} is under way; /model again when it is done.",
-                level="warning",
-            )
-            return
-        try:
-            settings = parse_model_args(arg)
-            name = settings["model"] = self.model_path(str(settings["model"]))
-            if set(settings) == {"model"} and _same_model(name, backend.model):
-                self.say(f"Already on {backend.model}.")
-                return
-            problem = model_problem(name, settings.get("variant"))
-            if problem is not None:
-                raise ConfigError(problem)
-        except ConfigError as e:
-            self.add_block(NoticeBlock(_error_text(e), level="error", title="Cannot switch"))
-            return
-        replace = bool(settings.pop("replace", False))
-        text = f"Starting {name}; {backend.model} answers until it is ready"
-        if replace:
-            text = f"Stopping {backend.model}, then starting {name}"
-        self.switch = ModelSwitch(name, settings, self.clock(), text, replace=replace)
-        progress = self.query_one(EngineProgress)
-        progress.show(text, 0.0)
-        progress.display = True
-        self.run_worker(self.switch_model(backend), group="switch", exit_on_error=False)
-
-    def model_path(self, name: str) -> str:
-        """A checkpoint folder given relative to the current folder or the workspace, made
-        absolute (the session log records it; a later --resume finds it from anywhere)."""
-        path = Path(name).expanduser()
-        for base in (Path.cwd(), self.workspace):
-            if base is not None and (base / path).is_dir():
-                return str((base / path).resolve())
-        return name
-
-    async def switch_model(self, backend: Backend) -> None:
-        """Start the new engine, hand the session to it between runs, then close the old one
-        (``--replace``: close it first). On failure the current engine stays in use (or, after
-        --replace, is started again)."""
-        switch = self.switch
-        assert switch is not None
-        progress = self.query_one(EngineProgress)
-        try:
-            if switch.replace:
-                switch.down = True  # new tasks wait from now on
-                await self.between_runs()
-                switch.text = f"Stopping {backend.model}"
-                await self.retire(backend.close_engine(), backend.model)
-                switch.text = f"Starting {switch.name} (tasks wait until it is up)"
-            try:
-                engine = await self.engine_factory(switch.settings)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                if switch.replace:
-                    await self.restore(backend, switch, e)
-                    return
-                hint = ""
-                if "memory" in str(e).lower():
-                    hint = (
-                        " If one GPU cannot hold both models, `/model NAME --replace` stops "
-                        "the current engine first."
-                    )
-                self.add_block(
-                    NoticeBlock(
-                        f"{_error_text(e)}\n\nStill on {backend.model}.{hint}",
-                        level="error",
-                        title=f"Could not switch to {switch.name}",
-                    )
-                )
-                return
-            switch.engine = engine
-            if not self.run_ended.is_set():
-                switch.text = f"{engine.info.model} is ready; it takes over when this run ends"
-            await self.between_runs()
-            try:
-                previous = backend.use_engine(engine)
-            except Exception as e:
-                with contextlib.suppress(Exception):
-                    await engine.aclose()
-                self.add_block(NoticeBlock(_error_text(e), level="error", title="Could not switch"))
-                return
-            switch.engine = None  # the agent's now
-            switch.down = False
-            self.engine_settings = switch.settings
-            # After --replace the previous engine is already closed.
-            await self.switched(backend, None if switch.replace else previous)
-        finally:
-            if self.switch is switch:
-                self.switch = None
-            if switch.engine is not None:  # started but never handed over (cancelled)
-                with contextlib.suppress(Exception):
-                    await switch.engine.aclose()
-            progress.display = self.backend is None and self.engine_error is None
-            self.next_queued()
-
-    async def between_runs(self) -> None:
-        """Until no run is in flight (the agent's session is free)."""
-        while not self.run_ended.is_set():
-            await self.run_ended.wait()
-
-    async def restore(self, backend: Backend, switch: ModelSwitch, error: Exception) -> None:
-        """A ``--replace`` switch failed after the old engine was stopped: start it again."""
-        why = _error_text(error)
-        title = f"Could not switch to {switch.name}"
-        if self.engine_settings is None:
-            self.add_block(
-                NoticeBlock(
-                    f"{why}\n\n{backend.model} was stopped and cannot be restarted from here: "
-                    "/model NAME starts an engine.",
-                    level="error",
-                    title=title,
-                )
-            )
-            return
-        switch.text = f"Starting {backend.model} again"
-        try:
-            engine = await self.engine_factory(self.engine_settings)
-            backend.use_engine(engine)  # the previous one is closed already
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            self.add_block(
-                NoticeBlock(
-                    f"{why}\n\nStarting {backend.model} again failed too: {_error_text(e)}\n"
-                    "/model NAME starts an engine.",
-                    level="error",
-                    title=title,
-                )
-            )
-            return
-        self.add_block(
-            NoticeBlock(f"{why}\n\nBack on {backend.model}.", level="error", title=title)
-        )
-
-    async def switched(self, backend: Backend, previous: Engine | None) -> None:
-        """The new engine is in place: status bar, notice, context check; then close the old."""
-        was_tiny = self.status.info.variant == "tiny"
-        self.status.set(
-            model=backend.model,
-            variant=backend.variant,
-            cache_hit=None,
-            thinking_tps=None,
-            answer_tps=None,
-        )
-        context = ""
-        try:
-            tokens, limit = await backend.context_usage()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # the gauge is refreshed by the next run's usage anyway
-            tokens, limit = 0, 0
-            self.say(f"Could not measure the conversation on {backend.model}: {_error_text(e)}")
-        else:
-            info = backend.engine_info
-            window = info.max_model_len if info is not None else 0
-            self.status.set(context_tokens=tokens, context_limit=limit, context_window=window)
-            context = f" · context {limit} tokens"
-        variant = f" ({backend.variant})" if backend.variant else ""
-        self.say(f"Switched to {backend.model}{variant}{context}. The conversation continues.")
-        if backend.variant == "tiny" and not was_tiny:
-            self.add_block(NoticeBlock(TINY_BANNER, level="warning"))
-        if limit and tokens > limit:
-            if backend.compacts:
-                self.say(
-                    f"The conversation ({tokens} tokens) is longer than {backend.model}'s "
-                    f"context ({limit}): the next run compacts it first (or /compact now).",
-                    level="warning",
-                )
-            else:
-                self.say(
-                    f"The conversation ({tokens} tokens) is longer than {backend.model}'s "
-                    f"context ({limit}) and compaction is off: /clear starts a new session, "
-                    "or /model switches back.",
-                    level="warning",
-                )
-        self.next_queued()  # the new engine answers while the old one closes
-        if previous is not None:
-            name = previous.info.model
-            if self.switch is not None:
-                self.switch.text = f"Stopping {name}"
-            self.retired = previous
-            try:
-                await self.retire(previous.aclose(), name)
-            finally:
-                self.retired = None
-
-    async def retire(self, closing: Awaitable[None], name: str) -> None:
-        """Close a replaced engine (a vLLM engine's core process and memory go with it)."""
-        try:
-            await closing
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            self.say(f"{name} did not close cleanly: {_error_text(e)}", level="warning")
+        return self.switcher.holds_tasks
 
     def command_think(self, backend: Backend, arg: str) -> None:
         words = arg.split()
@@ -1160,7 +910,7 @@ class GemmaApp(App[int]):
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            self.add_block(NoticeBlock(_error_text(e), level="error", title="Compaction failed"))
+            self.add_block(NoticeBlock(error_text(e), level="error", title="Compaction failed"))
             return
         if event is None:
             self.say("Nothing to compact.")
@@ -1176,7 +926,7 @@ class GemmaApp(App[int]):
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            self.add_block(NoticeBlock(_error_text(e), level="error", title="Undo failed"))
+            self.add_block(NoticeBlock(error_text(e), level="error", title="Undo failed"))
             return
         if not undone:
             self.say("No compaction to undo.")
@@ -1206,14 +956,13 @@ class GemmaApp(App[int]):
         try:
             history = self.backend.resume(session_id)
         except Exception as e:
-            self.add_block(NoticeBlock(_error_text(e), level="error", title="Cannot resume"))
+            self.add_block(NoticeBlock(error_text(e), level="error", title="Cannot resume"))
             return
         self.clear_transcript()
         self.render_history(history)
         self.say(f"Resumed session {session_id} ({len(history)} messages).")
-        path = self.backend.session_file()
-        last = _last_model(Path(path)) if path is not None else None
-        if last is not None and not _same_model(last[0], self.backend.model):
+        last = self.backend.session_model()
+        if last is not None and not same_model(last[0], self.backend.model):
             self.say(
                 f"This session last ran on {last[0]}; it continues on {self.backend.model} "
                 f"(/model {last[0]} switches back, the conversation is kept)."
@@ -1225,7 +974,7 @@ class GemmaApp(App[int]):
         blocks: list[Widget] = []
         for message in history:
             if isinstance(message, UserMessage):
-                names = tuple(_chip(a) for a in message.attachments)
+                names = tuple(chip(a) for a in message.attachments)
                 blocks.append(UserBlock(message.content, attachments=names))
             elif isinstance(message, SummaryMessage):
                 blocks.append(NoticeBlock(message.content, title="Summary of earlier turns"))
@@ -1273,68 +1022,10 @@ class GemmaApp(App[int]):
 
     async def on_unmount(self) -> None:
         self.heap.release()
-        pending = [self.retired, self.switch.engine if self.switch is not None else None]
-        for engine in pending:  # a switch cut short by leaving: no engine left running
-            if engine is not None:
-                with contextlib.suppress(Exception):
-                    await engine.aclose()
+        await self.switcher.aclose()  # a switch cut short by leaving: no engine left running
         if self.backend is not None:
             with contextlib.suppress(Exception):
                 await self.backend.aclose()
-
-
-async def _create_engine(settings: dict[str, Any]) -> Engine:
-    """`/model` without an engine factory given: the settings alone (no launch flags)."""
-    from ..agent.engines.factory import create_engine
-
-    return await create_engine({**settings, "quiet": True})
-
-
-def _same_model(name: str, current: str) -> bool:
-    from ..agent.engines.presets import find_preset
-
-    a, b = find_preset(name), find_preset(current)
-    if a is not None or b is not None:
-        return a is b
-    return name == current
-
-
-# Engine flags that belong to one model: `/model` does not carry them over from the launch.
-MODEL_SETTINGS = frozenset(
-    {"model", "variant", "max_model_len", "kv_cache_dtype", "enable_expert_parallel"}
-)
-
-
-def switch_settings(launch: argparse.Namespace, changes: dict[str, Any]) -> dict[str, Any]:
-    """The engine settings for `/model`: the launch's flags (engine, base URL, GPU memory,
-    parallelism, media) without the ones that belong to the old model, then what /model gave."""
-    kept = {k: v for k, v in vars(launch).items() if k not in MODEL_SETTINGS and v is not None}
-    return {**kept, **changes, "quiet": True}
-
-
-def _last_model(path: Path) -> tuple[str, str | None] | None:
-    """The model (and variant) a saved session last ran on (None: unknown or unreadable)."""
-    from ..agent.session import last_model, load_session
-
-    try:
-        return last_model(load_session(path))
-    except ConfigError:
-        return None  # the resume itself reports it
-
-
-def _session_model(workspace: Path, session_id: str) -> tuple[str, str | None] | None:
-    """The model (and variant) a saved session last ran on, if it can be started again (a
-    preset, tiny, an existing folder or an HF id); None otherwise (the usual model applies)."""
-    from ..agent.session import session_path
-
-    try:
-        path = session_path(workspace / ".gemma-agent" / "sessions", session_id)
-    except ConfigError:
-        return None
-    found = _last_model(path)
-    if found is None or "://" in found[0] or model_problem(*found) is not None:
-        return None
-    return found
 
 
 def _settled(block: Widget) -> bool:
@@ -1346,156 +1037,3 @@ def _settled(block: Widget) -> bool:
     if isinstance(block, ToolCard):
         return block.status in ("done", "failed", "denied", "cancelled")
     return True
-
-
-def _error_text(error: BaseException) -> str:
-    """A readable one-paragraph error: our own errors carry their fix; others get their type."""
-    if isinstance(error, AgentError):
-        return str(error) or type(error).__name__
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _route_engine_logs(workspace: Path) -> Path:
-    """Send vLLM's logs (ours and its engine-core child's) to a file: on the terminal they
-    would draw over the screen. Returns the log path (shown in engine error cards)."""
-    log_dir = workspace / ".gemma-agent" / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / "engine.log"
-    config = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {
-            "file": {"class": "logging.FileHandler", "filename": str(path), "formatter": "plain"}
-        },
-        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
-    }
-    config_path = log_dir / "engine-logging.json"
-    config_path.write_text(json.dumps(config))
-    os.environ.setdefault("GEMMA_AGENT_ENGINE_LOG", str(path))  # the engine core's own output
-    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
-    os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(config_path))
-    return path
-
-
-def _watch_terminal(fd: int) -> None:
-    """Leave when the terminal hangs up (its window closed) without a SIGHUP reaching us, as
-    under `make run`: Textual's writer thread dies on EIO and the UI would block forever at full
-    CPU. Completed turns are already on disk (sessions fsync at turn boundaries)."""
-    while True:
-        time.sleep(1.0)
-        try:
-            os.tcgetpgrp(fd)
-        except OSError:
-            for child in multiprocessing.active_children():  # the engine core
-                child.terminate()
-            os._exit(129)
-
-
-def run_tui(args: argparse.Namespace) -> int:
-    """`gemma-agent` without a subcommand: the TUI. The engine starts inside the app."""
-    from ..agent.media import load_media
-    from .config import load_settings
-
-    workspace = Path(args.workspace or ".").expanduser().resolve()
-    if not workspace.is_dir():
-        raise ConfigError(f"--workspace {args.workspace}: not a folder; create it or pick another.")
-    settings = load_settings(
-        workspace,
-        overrides={
-            "model": getattr(args, "model", None),
-            "variant": getattr(args, "variant", None),
-            "approval": getattr(args, "approval", None),
-            "thinking": getattr(args, "thinking", None),
-            "thinking_budget": getattr(args, "thinking_budget", None),
-            "tool_choice": getattr(args, "tool_choice", None),
-            "max_steps": getattr(args, "max_steps", None),
-        },
-    )
-    # --resume without --model: the model the session last ran on (a session can switch).
-    resume = getattr(args, "resume", None)
-    resumed_on = None
-    if resume and getattr(args, "model", None) is None:
-        resumed_on = _session_model(workspace, resume)
-        if resumed_on is not None:
-            args.model = resumed_on[0]
-            if getattr(args, "variant", None) is None:
-                args.variant = resumed_on[1]
-    # The config file's model applies when no --model was given.
-    if getattr(args, "model", None) is None and settings.model is not None:
-        args.model = settings.model
-    if getattr(args, "variant", None) is None and settings.variant is not None:
-        args.variant = settings.variant
-    attachments = [load_media(p) for p in [*(args.image or []), *(args.audio or [])]]
-    _route_engine_logs(workspace)
-
-    async def start() -> Backend:
-        from ..agent.agent import Agent
-        from ..agent.engines.factory import create_engine
-        from ..tools.builtin import coding_tools
-
-        engine = await create_engine(args)
-        try:
-            agent = Agent(
-                engine=engine,
-                tools=coding_tools(),
-                workspace=workspace,
-                thinking=settings.thinking,
-                thinking_budget=settings.thinking_budget,
-                tool_choice=settings.tool_choice,
-                approval=settings.approval,
-                approval_timeout=getattr(args, "approval_timeout", None),
-                max_steps=settings.max_steps,
-                close_engine=True,  # closed with the agent when the app leaves
-            )
-        except BaseException:
-            await engine.aclose()
-            raise
-        return AgentBackend(agent, thinking_budget=settings.thinking_budget)
-
-    async def switch_engine(changes: dict[str, Any]) -> Engine:
-        """`/model`: the launch's engine flags (engine, base URL, memory, parallelism, media)
-        with the model's own settings replaced by what /model gave."""
-        from ..agent.engines.factory import create_engine
-
-        return await create_engine(switch_settings(args, changes))
-
-    # What starts the launch model again (a failed `/model --replace` does).
-    launch_model = {k: v for k, v in vars(args).items() if k in MODEL_SETTINGS and v is not None}
-    starting = f"Starting the engine ({args.model or 'default model'})"
-    if resumed_on is not None:
-        starting = f"Starting the engine ({args.model}, the model session {resume} last used)"
-    app = GemmaApp(
-        backend_factory=start,
-        settings=settings,
-        workspace=workspace,
-        resume=getattr(args, "resume", None),
-        attachments=attachments,
-        starting_text=starting,
-        engine_factory=switch_engine,
-        engine_settings=launch_model,
-    )
-    from ..tools.builtin import sandbox_status
-
-    sandbox = sandbox_status()  # coding_tools() above use sandbox="auto"
-    app.sandbox_off = None if sandbox.available else sandbox.detail
-    stdin = sys.__stdin__
-    if stdin is not None and stdin.isatty():
-        threading.Thread(
-            target=_watch_terminal, args=(stdin.fileno(),), name="terminal-watch", daemon=True
-        ).start()
-    code = app.run()
-    return code or 0
-
-
-def _chip(media: Any) -> str:
-    """An attachment as shown in the transcript: name, size, dimensions or duration."""
-    describe = getattr(media, "describe", None)
-    if callable(describe):
-        return str(describe())
-    if hasattr(media, "data_b64"):
-        from ..agent.media import describe_attachment
-
-        return describe_attachment(media)
-    return str(getattr(media, "name", media))

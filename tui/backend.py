@@ -7,24 +7,20 @@ sessions). Tests drive the app through the same class with a ScriptedEngine.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..agent.engines.base import Engine, EngineInfo
-from ..agent.events import Event, HistoryCompacted, RunStarted, ToolCallStarted
-from ..agent.messages import Message
-from ..agent.session import session_path
+from ..agent import Engine, EngineInfo, Message
 from ..errors import ConfigError
+from ..events import Event, HistoryCompacted, RunStarted, ToolCallStarted
 from .format import FileBefore, call_path, read_text_file
 from .screens import SessionEntry
 
 FILE_WRITERS = ("write_file", "edit_file")  # their cards show a diff
 
 if TYPE_CHECKING:
-    from ..agent.agent import Agent
+    from ..agent import Agent
 
 
 class Backend(Protocol):
@@ -91,6 +87,10 @@ class Backend(Protocol):
     def sessions(self) -> list[SessionEntry]: ...
 
     def session_file(self) -> str | None: ...
+
+    def session_model(self) -> tuple[str, str | None] | None:
+        """The model (and variant) the current session last ran on, as saved (None: unknown)."""
+        ...
 
     def describe(self) -> str: ...
 
@@ -229,16 +229,20 @@ class AgentBackend:
         return out
 
     def sessions(self) -> list[SessionEntry]:
-        out = []
-        for sid in self.agent.sessions()[:50]:
-            path = session_path(self.agent.sessions_dir, sid)
-            out.append(SessionEntry(sid, _session_title(path), _when(path)))
-        return out
+        return [
+            SessionEntry(s.session_id, s.title, _when(s.modified))
+            for s in self.agent.session_summaries(limit=50)
+        ]
 
     def session_file(self) -> str | None:
         if self.session_id is None:
             return None
-        return str(session_path(self.agent.sessions_dir, self.session_id))
+        return str(self.agent.session_file(self.session_id))
+
+    def session_model(self) -> tuple[str, str | None] | None:
+        if self.session_id is None:
+            return None
+        return self.agent.session_model(self.session_id)
 
     def describe(self) -> str:
         info = self.agent.engine_info
@@ -254,23 +258,7 @@ class AgentBackend:
         await self.agent.aclose()
 
 
-def _session_title(path: Path) -> str:
-    """The first user message of a session log, on one line (reads only the first lines)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for _, line in zip(range(50), f, strict=False):
-                record = json.loads(line)
-                message = record.get("message") if isinstance(record, dict) else None
-                if isinstance(message, dict) and message.get("role") == "user":
-                    text = " ".join(str(message.get("content", "")).split())
-                    return text[:80]
-    except (OSError, ValueError):
-        pass
-    return ""
-
-
-def _when(path: Path) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-    except OSError:
+def _when(modified: float | None) -> str:
+    if modified is None:
         return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(modified))

@@ -19,8 +19,8 @@ from textual import events
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from ..agent.events import DroppedItem, HistoryCompacted, PlanItem
-from ..agent.messages import ToolCall, ToolResult
+from ..agent import ToolCall, ToolResult
+from ..events import DroppedItem, HistoryCompacted, PlanItem
 from .config import ThinkingDisplay
 from .format import (
     FileBefore,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigError
+
+# Adds the engine flags (those of `gemma-agent --help`) to the parser of /model's arguments.
+EngineFlags = Callable[[argparse.ArgumentParser], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class Choice:
 
 def model_choices() -> list[tuple[str, str]]:
     """The models ``/model`` offers by name: the presets, then the tiny models."""
-    from ..agent.engines.presets import PRESETS
+    from ..agent import PRESETS
 
     out = [(p.name, f"{p.hf_id} · {p.size} · {p.max_model_len // 1024}K") for p in PRESETS.values()]
     out.append(("tiny", "random weights, output is noise (wiring checks)"))
@@ -108,12 +110,11 @@ MODEL_USAGE = (
 )
 
 
-def parse_model_args(arg: str) -> dict[str, Any]:
-    """``/model`` arguments as engine settings: ``model`` plus the CLI's engine flags that were
-    given (`agent.engines.factory.add_engine_arguments`), and ``replace`` (stop the current
-    engine before starting the new one: one GPU may not hold both). ConfigError on bad flags."""
-    from ..agent.engines.factory import add_engine_arguments
-
+def parse_model_args(arg: str, engine_flags: EngineFlags | None = None) -> dict[str, Any]:
+    """``/model`` arguments as engine settings: ``model``, the engine flags that were given
+    (``engine_flags`` adds them to the parser: those of `gemma-agent --help`), and ``replace``
+    (stop the current engine before starting the new one: one GPU may not hold both).
+    ConfigError on bad flags."""
     try:
         words = shlex.split(arg)
     except ValueError as e:
@@ -121,7 +122,8 @@ def parse_model_args(arg: str) -> dict[str, Any]:
     parser = _ModelArgs(prog="/model", add_help=False)
     parser.add_argument("name", nargs="?")
     parser.add_argument("--replace", action="store_true", default=None)
-    add_engine_arguments(parser)
+    if engine_flags is not None:
+        engine_flags(parser)
     ns = parser.parse_args(words)
     name = ns.name or ns.model
     if not name:
@@ -129,37 +131,6 @@ def parse_model_args(arg: str) -> dict[str, Any]:
     settings = {k: v for k, v in vars(ns).items() if v is not None and k != "name"}
     settings["model"] = name
     return settings
-
-
-def model_problem(name: str, variant: str | None = None) -> str | None:
-    """Why ``name`` cannot be a model, with the names that exist (None: it can be one: a
-    preset, ``tiny``, a checkpoint folder, or a Hugging Face id)."""
-    from ..agent.engines.presets import PRESETS, find_preset
-    from ..prompts.render import VALID_VARIANTS, template_family
-
-    if variant is not None:
-        try:
-            template_family(variant)
-        except ConfigError:
-            return f"Unknown variant {variant!r}: use one of {', '.join(VALID_VARIANTS)}."
-    if name in ("tiny", "tiny-mm") or find_preset(name) is not None:
-        return None
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return None
-    names = [*PRESETS, "tiny", "tiny-mm"]
-    if path.exists():
-        return f"{name} is a file: give the checkpoint folder (config.json, weights, tokenizer)."
-    if name.startswith((".", "/", "~")):
-        return f"No checkpoint folder at {name}."
-    if "/" in name:
-        return None  # a Hugging Face id (the engine says if it needs --variant)
-    close = difflib.get_close_matches(name.upper(), [n.upper() for n in names], n=1)
-    hint = f" Did you mean {names[[n.upper() for n in names].index(close[0])]}?" if close else ""
-    return (
-        f"Unknown model {name!r}.{hint} Presets: {', '.join(names)}; or a local checkpoint "
-        "folder, or a Hugging Face id with --variant (`gemma-agent models` lists the presets)."
-    )
 
 
 def help_text() -> str:

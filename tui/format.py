@@ -1,4 +1,5 @@
-"""Pure text helpers for the TUI: folding, previews, diffs, numbers. No textual import here."""
+"""Pure text helpers for the TUI: folding, previews, diffs, numbers, errors. No textual import
+here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..errors import AgentError
 
 FOLD_CHARS = 240
 FOLD_LINES = 8
@@ -210,3 +213,11 @@ def first_line(text: str, width: int = 70) -> str:
         if line:
             return line if len(line) <= width else line[: width - 1] + "…"
     return ""
+
+
+def error_text(error: BaseException) -> str:
+    """A readable one-paragraph error: our own errors carry their fix; others get their type."""
+    if isinstance(error, AgentError):
+        return str(error) or type(error).__name__
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -13,8 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..agent.events import ApprovalDecision
-from ..agent.messages import ToolCall
+from ..agent import ToolCall
+from ..events import ApprovalDecision
 from .blocks import diff_text
 from .format import format_arguments
 

@@ -1,8 +1,9 @@
-"""Choosing and starting an engine from CLI flags or a config.
+"""Choosing and starting an engine from settings: an `EngineConfig`, a mapping, or the parsed
+flags of `gemma-agent` (the CLI defines them; their names are `EngineConfig` fields).
 
-``add_engine_arguments(parser)`` adds the engine flags; ``await create_engine(args)`` returns a
-started engine; ``resolve_model(...)`` says which model a setting means (a preset, a local
-folder, an HF id, or the tiny model when a CPU-only machine has no weights).
+``await create_engine(settings)`` returns a started engine; ``resolve_model(...)`` says which
+model a setting means (a preset, a local folder, an HF id, or the tiny model when a CPU-only
+machine has no weights).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 from ...errors import ConfigError, EngineUnavailable
 from .base import Engine
 from .presets import (
-    BACKENDS,
     DEFAULT_GPU_MODEL,
     PRESETS,
     ModelPreset,
@@ -82,58 +82,6 @@ class ResolvedModel:
     preset: ModelPreset | None = None
     banner: str | None = None
     local: bool = False
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("model and engine")
-    g.add_argument(
-        "--model",
-        default=None,
-        help="preset (E2B, E4B, 12B, 26B-A4B, 31B), HF id, local checkpoint folder, 'tiny' or "
-        "'tiny-mm' (with image/audio towers) (default: E4B on a GPU, tiny on CPU-only machines)",
-    )
-    g.add_argument(
-        "--variant",
-        default=None,
-        help="which Gemma 4 the model is (E2B/E4B/12B/26B-A4B/31B), when it cannot be detected",
-    )
-    g.add_argument(
-        "--engine",
-        choices=["vllm", "http"],
-        default=None,
-        help="vllm: embedded (default); http: a running `vllm serve`",
-    )
-    g.add_argument(
-        "--base-url",
-        action="append",
-        default=None,
-        metavar="URL",
-        help="vllm serve URL for --engine http (repeat for replicas)",
-    )
-    g.add_argument("--api-key", default=None, help="API key of the vllm serve endpoint")
-    g.add_argument("--max-model-len", type=int, default=None, metavar="N")
-    g.add_argument("--gpu-memory-utilization", type=float, default=None, metavar="F")
-    g.add_argument("--tensor-parallel-size", type=int, default=None, metavar="N")
-    g.add_argument("--pipeline-parallel-size", type=int, default=None, metavar="N")
-    g.add_argument("--data-parallel-size", type=int, default=None, metavar="N")
-    g.add_argument(
-        "--enable-expert-parallel",
-        action="store_true",
-        default=None,
-        help="expert parallelism for the MoE 26B-A4B",
-    )
-    g.add_argument(
-        "--distributed-executor-backend",
-        choices=BACKENDS,
-        default=None,
-        help="ray for multi-node",
-    )
-    g.add_argument(
-        "--no-grammar",
-        action="store_true",
-        default=None,
-        help="do not constrain tool calls with a grammar",
-    )
 
 
 def _cpu_only() -> bool:

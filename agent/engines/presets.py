@@ -8,8 +8,10 @@ validation: ``tensor_parallel_size``, ``pipeline_parallel_size``, ``data_paralle
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from ...errors import ConfigError
@@ -135,6 +137,36 @@ def find_preset(model: str) -> ModelPreset | None:
         if key in (p.name.lower(), hf, hf.split("/")[-1], hf.split("/")[-1].removesuffix("-it")):
             return p
     return None
+
+
+def model_problem(name: str, variant: str | None = None) -> str | None:
+    """Why ``name`` cannot be a model, with the names that exist (None: it can be one: a
+    preset, ``tiny``, a checkpoint folder, or a Hugging Face id). Reads no weights."""
+    from ...prompts.render import VALID_VARIANTS, template_family
+
+    if variant is not None:
+        try:
+            template_family(variant)
+        except ConfigError:
+            return f"Unknown variant {variant!r}: use one of {', '.join(VALID_VARIANTS)}."
+    if name in ("tiny", "tiny-mm") or find_preset(name) is not None:
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None
+    names = [*PRESETS, "tiny", "tiny-mm"]
+    if path.exists():
+        return f"{name} is a file: give the checkpoint folder (config.json, weights, tokenizer)."
+    if name.startswith((".", "/", "~")):
+        return f"No checkpoint folder at {name}."
+    if "/" in name:
+        return None  # a Hugging Face id (the engine says if it needs --variant)
+    close = difflib.get_close_matches(name.upper(), [n.upper() for n in names], n=1)
+    hint = f" Did you mean {names[[n.upper() for n in names].index(close[0])]}?" if close else ""
+    return (
+        f"Unknown model {name!r}.{hint} Presets: {', '.join(names)}; or a local checkpoint "
+        "folder, or a Hugging Face id with --variant (`gemma-agent models` lists the presets)."
+    )
 
 
 BACKENDS = ("mp", "ray", "uni", "external_launcher")

@@ -15,6 +15,11 @@ prompt that does not fit ``max_model_len``.
     agent = Agent(engine=engine)
     assert agent.run_sync("hi").output == "Hello!"
     engine.assert_complete()
+
+`ScriptedEngine.tool_call` and `ScriptedEngine.thought` write the model's output for you::
+
+    call = ScriptedEngine.tool_call
+    ScriptedEngine([ScriptedEngine.thought("Add them.") + call("add", a=1, b=2), "It is 3."])
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...prompts.tokens import (
     AUDIO,
+    CHANNEL_CLOSE,
+    CHANNEL_OPEN,
     IMAGE,
     STOP_MARKERS,
     TOOL_CALL_CLOSE,
@@ -34,7 +42,38 @@ from ...prompts.tokens import (
     ByteTokenizer,
     Tokenizer,
 )
+from ..media_tokens import media_item_tokens
 from .base import EngineDelta, EngineInfo, EngineRequest, EngineUsage, FinishReason, PromptIds
+
+_Q = '<|"|>'  # the Gemma 4 string delimiter
+
+
+def _value(v: Any) -> str:
+    """A value as Gemma 4 writes it in a call: strings delimited, bare keys, JSON literals."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, str):
+        return f"{_Q}{v}{_Q}"
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        keys = sorted(v, key=str.lower)  # the chat template's order
+        return "{" + ",".join(f"{k}:{_value(v[k])}" for k in keys) + "}"
+    raise TypeError(f"tool_call: {type(v).__name__} is not a JSON value")
+
+
+def tool_call(name: str, **arguments: Any) -> str:
+    """One complete tool call as the model writes it (keys sorted, as the template renders)."""
+    return f"{TOOL_CALL_OPEN}call:{name}{_value(arguments)}{TOOL_CALL_CLOSE}"
+
+
+def thought(text: str) -> str:
+    """A thinking block as the model writes it (with thinking on)."""
+    return f"{CHANNEL_OPEN}thought\n{text}{CHANNEL_CLOSE}"
 
 
 @dataclass(slots=True)
@@ -62,6 +101,9 @@ ScriptedOutput = str | BaseException | Callable[[ScriptedRequest], str]
 
 class ScriptedEngine:
     """An `Engine` that replays scripted outputs and records every request."""
+
+    tool_call = staticmethod(tool_call)
+    thought = staticmethod(thought)
 
     def __init__(
         self,
@@ -180,8 +222,6 @@ class ScriptedEngine:
                     "items were passed"
                 )
             if items:
-                from ..media import media_item_tokens
-
                 soft = self.info.image_soft_tokens
                 for pos, item in zip(at, items, strict=True):
                     expansion.append((pos, media_item_tokens(item, image_soft_tokens=soft) - 1))

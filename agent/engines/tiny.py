@@ -22,6 +22,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...prompts import tokens as T
+from ..paths import default_cache_dir
 
 # Bump when anything below changes the files written: cached copies are keyed by it.
 TINY_MODEL_VERSION = "4"
@@ -250,19 +251,6 @@ def training_text() -> str:
     return "\n".join(lines)
 
 
-def default_cache_dir() -> Path:
-    """The project cache: $GEMMA_AGENT_CACHE, else <repo>/.cache in a source checkout, else
-    ~/.cache/gemma-agent."""
-    env = os.environ.get("GEMMA_AGENT_CACHE")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and os.access(repo, os.W_OK):
-        return repo / ".cache"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "gemma-agent"
-
-
 def tiny_model_path(
     cache_dir: str | os.PathLike[str] | None = None, *, multimodal: bool = False
 ) -> Path:
@@ -421,7 +409,7 @@ def _save_processor(folder: Path) -> None:
     from transformers.models.gemma4 import Gemma4AudioFeatureExtractor
     from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
 
-    from .vllm import register_plugin
+    from .vllm_plugin import register_plugin
 
     register_plugin()  # without torchvision, Gemma4Processor needs our fixes to be built
     from transformers.models.gemma4.processing_gemma4 import Gemma4Processor

@@ -7,16 +7,11 @@ import json
 from pathlib import Path
 
 from gemma_agent import ScriptedEngine
+from gemma_agent.agent.engines.scripted import tool_call
 from gemma_agent.evals.loaders import load_suite
 from gemma_agent.evals.runner import EvalOptions, run_suite
 from gemma_agent.evals.solvers import AgentSolver
 from gemma_agent.evals.tasks import Suite
-
-Q = '<|"|>'
-
-
-def call(name: str, args: str) -> str:
-    return f"<|tool_call>call:{name}{{{args}}}<tool_call|>"
 
 
 async def test_scripted_agent_solves_a_humaneval_task(tmp_path: Path):
@@ -33,11 +28,10 @@ async def test_scripted_agent_solves_a_humaneval_task(tmp_path: Path):
     )
     engine = ScriptedEngine(
         [
-            call("read_file", f"path:{Q}solution.py{Q}"),
-            call("write_file", f"content:{Q}{wrong}{Q},path:{Q}solution.py{Q}"),
-            call(
-                "edit_file",
-                f"edits:[{{new_text:{Q}{fix_new}{Q},old_text:{Q}{fix_old}{Q}}}],path:{Q}solution.py{Q}",
+            tool_call("read_file", path="solution.py"),
+            tool_call("write_file", content=wrong, path="solution.py"),
+            tool_call(
+                "edit_file", edits=[{"new_text": fix_new, "old_text": fix_old}], path="solution.py"
             ),
             "I implemented has_close_elements with a pairwise check.",
         ]
@@ -83,7 +77,7 @@ async def test_an_eval_run_never_waits_for_an_approval(tmp_path: Path):
     """With a policy that asks (nobody is there to answer in an eval) the call is denied at once
     and the task finishes; with the default (yolo, sandboxed) the command runs."""
     task = load_suite("humaneval").tasks[2]
-    rm = call("run_shell", f"command:{Q}git clean -fdx{Q}")  # the policy asks about it
+    rm = tool_call("run_shell", command="git clean -fdx")  # the policy asks about it
     for approval, expect in (("auto", "no one is available"), (None, "exit_code")):
         engine = ScriptedEngine([rm, "Stopped."])
         out = tmp_path / str(approval)

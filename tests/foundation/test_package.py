@@ -100,6 +100,7 @@ def test_wheel_contains_package_and_data(tmp_path: Path) -> None:
         "gemma_agent/prompts/__init__.py",
         "gemma_agent/tools/registry.py",
         "gemma_agent/tui/app.py",
+        "gemma_agent/headless/app.py",
         "gemma_agent/evals/__init__.py",
     ):
         assert required in names, required

@@ -8,19 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from gemma_agent.agent.agent import Agent
-from gemma_agent.agent.engines.scripted import ScriptedEngine, ScriptedOutput
+from gemma_agent.agent.engines.scripted import ScriptedEngine, ScriptedOutput, tool_call
 from gemma_agent.tools import ApprovalPolicy
 from gemma_agent.tools.builtin import coding_tools
 from gemma_agent.tui.app import GemmaApp
 from gemma_agent.tui.backend import AgentBackend
 from gemma_agent.tui.config import TuiSettings
 
-S = '<|"|>'  # the Gemma 4 string delimiter
-
-
-def call(name: str, **args: str) -> str:
-    body = ",".join(f"{k}:{S}{v}{S}" for k, v in args.items())
-    return f"<|tool_call>call:{name}{{{body}}}<tool_call|>"
+call = tool_call
 
 
 # Step 1 (thinking on): reasoning, then two calls in one turn (they run in parallel).

@@ -1,4 +1,5 @@
-"""The built-in tools: files, search, shell, plan (``coding_tools``) and view_image."""
+"""The built-in tools: files, search, shell, plan (``coding_tools``) and view_image; and what the
+shell's sandbox mounts (``sandbox_mounts``, ``interpreter_binds``: the eval sandbox uses them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ..base import Tool
 from .files import edit_file, list_dir, read_file, write_file
 from .media import media_tools, view_image
 from .plan import PlanChanged, PlanItem, update_plan
+from .sandbox import interpreter_binds, sandbox_mounts
 from .search import glob, grep
 from .shell import RunShell, SandboxMode, sandbox_status
 
@@ -32,9 +34,11 @@ __all__ = [
     "edit_file",
     "glob",
     "grep",
+    "interpreter_binds",
     "list_dir",
     "media_tools",
     "read_file",
+    "sandbox_mounts",
     "sandbox_status",
     "update_plan",
     "view_image",

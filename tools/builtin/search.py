@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
 
-from ..base import ToolContext, ToolError, tool
+from ..base import ToolContext, tool
+from ..errors import ToolError
 from ..gitignore import _translate, walk_files
+from ..regex import compile_regex
 from ..workspace import clip
 
 MAX_GREP_FILE_BYTES = 20 * 1024 * 1024
@@ -25,20 +26,6 @@ MAX_MATCH_LINE = 300
 
 def _start(ctx: ToolContext, path: str) -> Path:
     return ctx.resolve(path, must_exist=True)
-
-
-def compile_regex(regex: str, flags: int = 0, *, what: str) -> re.Pattern[str]:
-    """Compile a regular expression made from the model's input, or a ToolError naming
-    ``what`` (e.g. "regular expression 'a(b'") and why."""
-    try:
-        with warnings.catch_warnings():
-            # "Possible nested set" and the like: valid today, and not the model's concern.
-            warnings.simplefilter("ignore", FutureWarning)
-            return re.compile(regex, flags)
-    except re.error as exc:
-        raise ToolError(f"invalid {what}: {exc}") from None
-    except (OverflowError, RecursionError) as exc:  # a{99999999999}, thousands of '('
-        raise ToolError(f"invalid {what}: it is too large or nested too deeply ({exc})") from None
 
 
 @tool(read_only=True)
