@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from . import tokens as T
+from .schema import ALTERNATIVES, FULL_ITEMS
 
 _NUMBER = r"/-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/"
 _INTEGER = r"/-?(0|[1-9][0-9]*)/"
@@ -99,10 +100,12 @@ class _Builder:
         if not isinstance(schema, Mapping) or depth > 12:
             return self.generic()
         alts: list[str] = []
-        for key in ("anyOf", "oneOf"):
+        for key in ("anyOf", "oneOf", ALTERNATIVES):  # a normalized union keeps its alternatives
             if isinstance(schema.get(key), list):
                 alts += [self.value(s, stem, depth + 1) for s in schema[key]]
         if alts:
+            if schema.get("nullable"):
+                alts.append('"null"')
             return self.new_rule(stem, " | ".join(f"({a})" for a in alts))
         if "const" in schema:
             return self.literal(schema["const"])
@@ -132,7 +135,8 @@ class _Builder:
         if t == "boolean":
             return '("true" | "false")'
         if t == "array":
-            item = self.value(schema.get("items"), stem + "_item", depth + 1)
+            items = schema.get(FULL_ITEMS, schema.get("items"))  # a union's items keep theirs
+            item = self.value(items, stem + "_item", depth + 1)
             if isinstance(schema.get("minItems"), int) and schema["minItems"] >= 1:
                 return self.new_rule(stem + "_array", f'"[" {item} ("," {item})* "]"')
             return self.new_rule(stem + "_array", f'"[" ({item} ("," {item})*)? "]"')
