@@ -13,8 +13,9 @@ One file per session, ``<sessions_dir>/<session_id>.jsonl``; one JSON object per
 - ``event``           other events that matter (run started/finished, usage, approvals, ...)
 
 Records are flushed on every write, so a killed process loses at most the tool calls still
-running; they are fsynced once per step (when the turn is committed) and at compactions, so a
-power loss loses at most the current step. Loading tolerates a torn last line (a
+running. They are fsynced once per step (when the turn is committed) and at compactions, by a
+background thread (the loop never waits on the disk; requests made while one runs coalesce), so
+a power loss loses at most the last step or two. ``close`` waits for the last fsync. Loading tolerates a torn last line (a
 crash in the middle of a write) with a warning; a corrupt line elsewhere is an error.
 """
 
@@ -24,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +109,7 @@ class SessionLog:
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._syncer: _Syncer | None = None
 
     @classmethod
     def create(
@@ -142,7 +145,9 @@ class SessionLog:
         f.write(line + "\n")
         f.flush()
         if sync and self.fsync:
-            os.fsync(f.fileno())
+            if self._syncer is None:
+                self._syncer = _Syncer(f.fileno(), self.path.name)
+            self._syncer.request()
 
     # Typed helpers. Messages are dumped by pydantic-core straight to JSON text (fast path).
 
@@ -180,11 +185,44 @@ class SessionLog:
         if self._file is not None:
             try:
                 self._file.flush()
+                if self._syncer is not None:
+                    self._syncer.close()  # before the file: it syncs this descriptor
                 if self.fsync:
                     os.fsync(self._file.fileno())
             finally:
                 self._file.close()
                 self._file = None
+
+
+class _Syncer:
+    """fsyncs one file in a thread of its own: the event loop never waits on the disk, and
+    requests made while an fsync runs coalesce into the next one."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd = fd
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=f"fsync {name}", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._closing:
+                return
+            try:
+                os.fsync(self._fd)
+            except OSError as e:  # the disk went away: the records are still flushed
+                log.warning("fsync of a session log failed: %s", e)
+
+    def close(self) -> None:
+        self._closing = True
+        self._wanted.set()
+        self._thread.join()
 
 
 @dataclass
