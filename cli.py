@@ -4,6 +4,10 @@ gemma-agent                      the TUI on the embedded engine
 gemma-agent run "task"           headless run (rich output, or --json events)
 gemma-agent eval SUITE           scripted eval run on coding tasks
 gemma-agent eval-merge DIR...    merge sharded eval outputs
+gemma-agent eval-compare A B     compare two eval runs (CIs, paired test)
+gemma-agent export RUN... --output DIR   training data (exact token ids + loss masks)
+gemma-agent rewind SESSION       list a session's checkpoints, or go back to one (--to N)
+gemma-agent checkpoints prune    delete old workspace snapshots
 gemma-agent models               list model presets
 gemma-agent tiny-model PATH      write the tiny random-weight Gemma 4 model
 gemma-agent sandbox-check        probe run_shell's sandbox on this machine
@@ -12,8 +16,10 @@ gemma-agent sandbox-check        probe run_shell's sandbox on this machine
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import AgentError
@@ -50,6 +56,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help="vllm serve URL for --engine http (repeat for replicas)",
     )
     g.add_argument("--api-key", default=None, help="API key of the vllm serve endpoint")
+    g.add_argument(
+        "--routing",
+        choices=["affinity", "least-in-flight"],
+        default=None,
+        help="how --engine http spreads requests over replicas: affinity (default) keeps each "
+        "session on one replica, where its prefix is cached",
+    )
     g.add_argument("--max-model-len", type=int, default=None, metavar="N")
     g.add_argument("--gpu-memory-utilization", type=float, default=None, metavar="F")
     g.add_argument("--tensor-parallel-size", type=int, default=None, metavar="N")
@@ -100,10 +113,54 @@ def _add_agent_arguments(p: argparse.ArgumentParser, *, session_resume: bool = T
     p.add_argument("--thinking-budget", type=int, default=None, metavar="N")
     p.add_argument("--tool-choice", default=None, metavar="auto|required|none|NAME")
     p.add_argument("--max-steps", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        default=None,
+        help="plan mode: only read-only tools and update_plan (the call grammar enforces it)",
+    )
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read AGENTS.md memory and skills into the system turn (default: on)",
+    )
     if session_resume:  # `eval` has its own --resume (skip finished task-samples)
         p.add_argument("--resume", default=None, metavar="ID", help="continue a saved session")
+    p.add_argument(
+        "--trust-hooks",
+        action="store_true",
+        default=None,
+        help="run the project's hooks (.gemma-agent/settings.json) and remember them as trusted",
+    )
+    p.add_argument(
+        "--trust-mcp",
+        action="store_true",
+        default=None,
+        help="start the project's MCP servers (.mcp.json, .gemma-agent/config.toml) and "
+        "remember this set as trusted",
+    )
     p.add_argument("--image", action="append", default=[], metavar="PATH")
     p.add_argument("--audio", action="append", default=[], metavar="PATH")
+    p.add_argument(
+        "--otel",
+        action="store_true",
+        default=None,
+        help="OpenTelemetry traces and metrics over OTLP/HTTP (the OTEL_* variables say where; "
+        "also on when OTEL_EXPORTER_OTLP_ENDPOINT is set); needs gemma-agent[otel]",
+    )
+    p.add_argument(
+        "--otel-content",
+        action="store_true",
+        default=None,
+        help="put prompts, answers and tool arguments/results into the spans (off by default)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        default=None,
+        help="show the engine's (vLLM's) logs on stderr instead of only in the log file",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent_arguments(ev, session_resume=False)
     merge = sub.add_parser("eval-merge", help="merge the outputs of sharded eval runs")
     add_merge_arguments(merge)
+    from .evals.compare import add_compare_arguments
 
+    add_compare_arguments(
+        sub.add_parser("eval-compare", help="compare two eval runs (pass@k with CIs, paired test)")
+    )
+    from .evals.export import add_export_arguments
+
+    add_export_arguments(
+        sub.add_parser("export", help="export sessions and eval runs as training data")
+    )
+
+    from .headless.rewind import add_checkpoints_arguments, add_rewind_arguments
+
+    add_rewind_arguments(
+        sub.add_parser("rewind", help="list a session's checkpoints, or go back to one")
+    )
+    add_checkpoints_arguments(sub.add_parser("checkpoints", help="manage workspace snapshots"))
     sub.add_parser("models", help="list the model presets")
     tiny = sub.add_parser("tiny-model", help="write the tiny random-weight Gemma 4 model")
     tiny.add_argument("path", help="output folder")
@@ -148,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _start_tracing(args)
+        _route_engine_logs(args)
         match args.command:
             case None:
                 from .launch import run_tui
@@ -165,6 +240,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .evals.cli import run_merge
 
                 return run_merge(args)
+            case "eval-compare":
+                from .evals.compare import run_compare
+
+                return run_compare(args)
+            case "export":
+                from .evals.export import run_export
+
+                return run_export(args)
+            case "rewind":
+                from .headless.rewind import run_rewind
+
+                return run_rewind(args)
+            case "checkpoints":
+                from .headless.rewind import run_checkpoints
+
+                return run_checkpoints(args)
             case "models":
                 from .agent.engines.presets import print_presets
 
@@ -189,3 +280,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gemma-agent: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _stop_tracing()
+
+
+def _route_engine_logs(args: argparse.Namespace) -> Path | None:
+    """`run` and `eval` print only their own output: vLLM's start-up and shutdown lines go to
+    ``.gemma-agent/logs/engine.log`` of the workspace (`eval`: ``engine.log`` in its output
+    folder). ``--verbose`` shows them on stderr instead. (The TUI routes its own.)"""
+    if args.command not in ("run", "eval") or (args.command == "eval" and args.oracle):
+        return None
+    if getattr(args, "verbose", None):
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        return None
+    from .launch import route_engine_logs
+
+    workspace = Path(getattr(args, "workspace", None) or ".").expanduser()
+    if not workspace.is_dir():
+        return None  # the face says what is wrong with it
+    if args.command == "eval":
+        from .evals.cli import output_folder
+
+        return route_engine_logs(workspace, log_dir=output_folder(args))
+    return route_engine_logs(workspace)
+
+
+def _start_tracing(args: argparse.Namespace) -> None:
+    """--otel (or the OTEL_* variables): every agent this command builds is traced."""
+    from .agent.tracing import content_wanted, tracing_wanted
+
+    if not tracing_wanted(bool(getattr(args, "otel", None))):
+        return
+    from .agent.tracing import configure, instrument_all
+
+    instrument_all(
+        configure(include_content=content_wanted(bool(getattr(args, "otel_content", None))))
+    )
+
+
+def _stop_tracing() -> None:
+    """Flush the spans and metrics of this command (a no-op when it was not traced)."""
+    from .agent.tracing import default_tracing, instrument_all
+
+    tracing = default_tracing()
+    if tracing is not None:
+        instrument_all(None)
+        tracing.shutdown()

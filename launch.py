@@ -16,10 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .agent import Engine, create_engine, load_media, model_problem, saved_model
+from .agent import (
+    Engine,
+    create_engine,
+    load_hooks,
+    load_media,
+    model_problem,
+    saved_model,
+)
 from .agent.session import session_path
 from .errors import ConfigError
-from .tools.builtin import coding_tools, sandbox_status
+from .tools.builtin import coding_tools, sandbox_status, web_tools
 
 # Engine flags that belong to one model: `/model` does not carry them over from the launch.
 MODEL_SETTINGS = frozenset(
@@ -70,12 +77,22 @@ def run_tui(
 
     async def start() -> Backend:
         from .agent import Agent
+        from .tools import start_mcp_servers
 
         engine = await create_engine(args)
+        mcp = None
         try:
+            # The configured MCP servers start in parallel; failures are notices in the app.
+            mcp, notices, mcp_config = await start_mcp_servers(
+                workspace, trust=bool(getattr(args, "trust_mcp", None))
+            )
+            hooks, hook_notices = load_hooks(
+                workspace, trust=bool(getattr(args, "trust_hooks", None))
+            )
+            notices += hook_notices
             agent = Agent(
                 engine=engine,
-                tools=coding_tools(),
+                tools=[*coding_tools(background=True), *web_tools(), *mcp.tools()],
                 workspace=workspace,
                 thinking=settings.thinking,
                 thinking_budget=settings.thinking_budget,
@@ -84,11 +101,22 @@ def run_tui(
                 approval_timeout=getattr(args, "approval_timeout", None),
                 max_steps=settings.max_steps,
                 close_engine=True,  # closed with the agent when the app leaves
+                hooks=hooks,
+                memory=getattr(args, "memory", None) is not False,  # AGENTS.md
+                skills=getattr(args, "memory", None) is not False,
             )
         except BaseException:
+            if mcp is not None:
+                await mcp.aclose()
             await engine.aclose()
             raise
-        return AgentBackend(agent, thinking_budget=settings.thinking_budget)
+        return AgentBackend(
+            agent,
+            thinking_budget=settings.thinking_budget,
+            mcp=mcp,
+            mcp_config=mcp_config,
+            notices=notices,
+        )
 
     async def switch_engine(changes: dict[str, Any]) -> Engine:
         """`/model`: the launch's engine flags (engine, base URL, memory, parallelism, media)
@@ -113,6 +141,8 @@ def run_tui(
         engine_flags=engine_flags,
         sandbox_off=None if sandbox.available else sandbox.detail,
     )
+    if getattr(args, "plan", None):
+        app.plan_mode = True  # the status bar shows it once the engine is up
     stdin = sys.__stdin__
     if stdin is not None and stdin.isatty():
         threading.Thread(
@@ -142,10 +172,12 @@ def session_model(workspace: Path, session_id: str) -> tuple[str, str | None] | 
     return found
 
 
-def route_engine_logs(workspace: Path) -> Path:
+def route_engine_logs(workspace: Path, *, log_dir: Path | None = None) -> Path:
     """Send vLLM's logs (ours and its engine-core child's) to a file: on the terminal they
-    would draw over the screen. Returns the log path (shown in engine error cards)."""
-    log_dir = workspace / ".gemma-agent" / "logs"
+    would draw over the screen (TUI) or bury the answer (`run`, `eval`). The file is
+    ``.gemma-agent/logs/engine.log`` of the workspace, or ``engine.log`` in ``log_dir`` (an
+    eval's output folder). Returns the log path (shown in engine error cards)."""
+    log_dir = log_dir if log_dir is not None else workspace / ".gemma-agent" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "engine.log"
     config = {

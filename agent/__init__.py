@@ -16,6 +16,8 @@ _LAZY = {
     # the agent
     "Agent": ".agent",
     "RunResult": ".agent",
+    "MemoryFile": ".context",
+    "ProjectContext": ".context",
     # messages of a conversation
     "Attachment": ".messages",
     "Message": ".messages",
@@ -40,9 +42,22 @@ _LAZY = {
     "MEDIA_SUFFIXES": ".media",
     "describe_attachment": ".media",
     "load_media": ".media",
+    # OpenTelemetry (the `otel` extra; imported only when a run is traced)
+    "Tracing": ".tracing",
+    "Hooks": ".hooks",
+    "load_hooks": ".hooks",
+    "instrument_all": ".tracing",
     # saved sessions
     "SessionSummary": ".session",
     "saved_model": ".session",
+    # checkpoints and rewind
+    "Checkpoint": ".checkpoints",
+    "FileChange": ".checkpoints",
+    "RewindConflict": ".checkpoints",
+    "RewindResult": ".checkpoints",
+    # exact token ids of each engine request (training exports)
+    "Step": ".steps",
+    "read_steps": ".steps",
 }
 
 __all__ = [
@@ -51,25 +66,37 @@ __all__ = [
     "Agent",
     "Attachment",
     "Audio",
+    "Checkpoint",
     "Engine",
     "EngineConfig",
     "EngineInfo",
+    "FileChange",
+    "Hooks",
     "Image",
+    "MemoryFile",
     "Message",
     "ModelPreset",
     "ModelTurn",
+    "ProjectContext",
+    "RewindConflict",
+    "RewindResult",
     "RunResult",
     "SessionSummary",
+    "Step",
     "SummaryMessage",
     "ToolCall",
     "ToolResult",
+    "Tracing",
     "TurnUsage",
     "UserMessage",
     "create_engine",
     "describe_attachment",
     "find_preset",
+    "instrument_all",
+    "load_hooks",
     "load_media",
     "model_problem",
+    "read_steps",
     "saved_model",
 ]
 
@@ -89,9 +116,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .agent import Agent, RunResult
+    from .checkpoints import Checkpoint, FileChange, RewindConflict, RewindResult
     from .engines.base import Engine, EngineInfo
     from .engines.factory import EngineConfig, create_engine
     from .engines.presets import PRESETS, ModelPreset, find_preset, model_problem
+    from .hooks import Hooks, load_hooks
     from .media import MEDIA_SUFFIXES, Audio, Image, describe_attachment, load_media
     from .messages import (
         Attachment,
@@ -104,3 +133,5 @@ if TYPE_CHECKING:
         UserMessage,
     )
     from .session import SessionSummary, saved_model
+    from .steps import Step, read_steps
+    from .tracing import Tracing, instrument_all

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,19 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..tools import ToolRegistry
 from ..tools.base import as_tool
+from ..tools.builtin.skills import SkillTool
 from ..tools.recall import recall_output
+from .checkpoints import (
+    DEFAULT_MAX_FILE_SIZE,
+    Checkpoint,
+    Checkpointer,
+    CheckpointStore,
+    RewindConflict,
+    RewindResult,
+    Timeline,
+    git_available,
+    plan_rewind,
+)
 from .compaction import (
     Compaction,
     CompactionContext,
@@ -38,6 +52,7 @@ from .compaction import (
     LedgerEntry,
     RecordingCompactor,
 )
+from .context import ProjectContext, project_context
 from .engines.base import Engine, EngineInfo
 from .events import (
     ApprovalRequested,
@@ -45,12 +60,14 @@ from .events import (
     Event,
     HistoryCompacted,
     Notice,
+    PlanUpdated,
     RunFinished,
     RunStarted,
     RunUsage,
     StopReason,
 )
 from .execute import ApprovalCallback, ToolRuntime
+from .hooks import as_hooks, prompt_hook
 from .limits import RunLimits, ThinkingBudget
 from .loop import run_loop
 from .messages import Message, ModelTurn, UserMessage, new_id
@@ -66,7 +83,8 @@ from .session import (
     session_path,
     session_summaries,
 )
-from .state import RunState
+from .state import MODES, Mode, RunState
+from .tracing import RunTrace, Tracing, default_tracing
 
 if TYPE_CHECKING:
     from .media import MediaLimits
@@ -101,6 +119,11 @@ class _Conversation:
     model: ModelLayer | None = None
     spill: Any = None
     busy: bool = False
+    timeline: Timeline = field(default_factory=Timeline)  # checkpoint records, in log order
+    rewinds: list[tuple[list[Message], dict[str, Any]]] = field(default_factory=list)
+    checkpointer: Checkpointer | None = None
+    mode: Mode = "default"  # the mode of the last run
+    plan: str | None = None  # the plan written in plan mode (pinned when execution starts)
 
 
 class Agent:
@@ -139,6 +162,14 @@ class Agent:
         engine_options: Mapping[str, Any] | None = None,
         media_limits: MediaLimits | None = None,
         close_engine: bool = False,
+        tracing: Tracing | bool | None = None,
+        mode: Mode = "default",
+        memory: bool | Sequence[str | Path] = False,
+        skills: bool | Sequence[str | Path] = False,
+        checkpoints: bool = True,
+        checkpoints_dir: str | Path | None = None,
+        checkpoint_max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+        hooks: Any = None,
     ) -> None:
         if model is not None and engine is not None:
             raise ConfigError("Pass either model= (a name or path) or engine=, not both.")
@@ -149,6 +180,8 @@ class Agent:
         self._engine = engine
         # close_engine=True: aclose() closes a given engine too (the agent's owner hands it over).
         self._owns_engine = close_engine
+        # agent.hooks.Hooks, or its config ({EventName: [{matcher, hooks}]}, callables allowed).
+        self.hooks = as_hooks(hooks)
         self.registry = (
             tools if isinstance(tools, ToolRegistry) else ToolRegistry([as_tool(t) for t in tools])
         )
@@ -180,6 +213,10 @@ class Agent:
             raise ConfigError("plan_first=True needs the update_plan tool (tools.coding_tools()).")
         self.tool_choice = tool_choice
         self.plan_first = plan_first
+        self.mode: Mode = _check_mode(mode)
+        # AGENTS.md memory and skills (agent/context.py): read now, fixed for the agent's life
+        # (the system turn roots every cached prefix). reload_context() reads them again.
+        self._memory, self._skills = memory, skills
         self.policy = _policy(approval, self.workspace)
         self.on_approval = on_approval
         if approval_timeout is not None and approval_timeout <= 0:
@@ -205,7 +242,18 @@ class Agent:
         # Per-request image/audio limits (agent.media.MediaLimits); None: the defaults.
         self.media_limits = media_limits
         self.session_id: str | None = None  # the session of the last run
+        # Workspace snapshots before tool rounds that may change files (agent/checkpoints.py):
+        # rewind restores them. Off without the git binary (a notice says so).
+        self.checkpoints_enabled = checkpoints
+        self._checkpoint_store: CheckpointStore | None = None
+        self._checkpoints_dir = checkpoints_dir
+        self._checkpoint_max_file_size = checkpoint_max_file_size
         self._conversations: dict[str, _Conversation] = {}
+        self.project_context: ProjectContext = ProjectContext()
+        self.reload_context()
+        # OpenTelemetry spans and metrics of each run (agent.tracing.Tracing); None: the
+        # default set by tracing.instrument_all (none unless set), False: off.
+        self.tracing = tracing
 
     # -- engine ------------------------------------------------------------------------------
 
@@ -276,11 +324,34 @@ class Agent:
                 conv.model.thinking = on
                 conv.model.invalidate()
 
+    def reload_context(self) -> ProjectContext:
+        """Read the AGENTS.md memory and the skills again (after ``/init`` wrote a file, or
+        an edit). Each session's next request renders its new system turn (one full prefill)."""
+        context = project_context(self.workspace, memory=self._memory, skills=self._skills)
+        tool = self.registry.get(SkillTool.name)
+        if isinstance(tool, SkillTool):
+            tool.set_skills(context.usable_skills)
+        elif context.usable_skills and tool is None:
+            self.registry.add(SkillTool(context.usable_skills))
+        if context != self.project_context:
+            self.project_context = context
+            for conv in self._conversations.values():
+                if conv.model is not None:  # rebuilt: new system text and declarations
+                    conv.model.invalidate()
+                    conv.model = None
+        return context
+
     async def aclose(self) -> None:
-        """Close the session logs and the engine if this agent built it (or close_engine=True)."""
+        """Close the session logs, the tools that hold resources (an ``aclose`` method:
+        run_shell's background processes) and the engine if this agent built it (or
+        close_engine=True)."""
         for conv in self._conversations.values():
             if conv.log is not None:
                 conv.log.close()
+        for tool in list(self.registry):
+            close = getattr(tool, "aclose", None)
+            if close is not None:
+                await close()
         if self._owns_engine and self._engine is not None:
             engine, self._engine = self._engine, None
             for conv in self._conversations.values():
@@ -303,6 +374,7 @@ class Agent:
         session_id: str | None = None,
         on_emit: Callable[[Event], None] | None = None,
         answers_approvals: bool = False,
+        mode: Mode | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Run a task and yield its events; ends with `RunFinished`.
 
@@ -314,6 +386,11 @@ class Agent:
 
         Close the iterator (``async with contextlib.aclosing(...)``) or cancel the task that
         drives it to stop the run: tools are cancelled, the partial turn is kept.
+
+        ``mode``: "plan" lets the model call only read-only tools and update_plan (enforced by
+        the tool-call grammar; where the engine has no grammar, other calls are refused with a
+        message the model reads). The next run in "default" mode starts with the plan pinned.
+        None: the agent's ``mode``.
 
         ``on_emit`` sees each event synchronously when the run produces it, before the run goes
         on (a consumer of the iterator sees it later): e.g. `ToolCallStarted` before the call
@@ -329,10 +406,24 @@ class Agent:
                 tap(event)  # type: ignore[arg-type]
                 queue.put_nowait(event)
 
+        trace = self._trace()
+        if trace is not None:  # a subscriber of the events; None (one check) when tracing is off
+            emit = put
+
+            def put(event: object) -> None:
+                trace(event)
+                emit(event)
+
         async def produce() -> None:
             try:
-                await self._run(task, deps, session_id, put, answers_approvals)
+                await self._run(task, deps, session_id, put, answers_approvals, mode)
+            except BaseException as e:
+                if trace is not None:
+                    trace.close(e)
+                raise
             finally:
+                if trace is not None:
+                    trace.close()
                 queue.put_nowait(end)
 
         producer = asyncio.create_task(produce(), name="gemma-agent-run")
@@ -356,13 +447,14 @@ class Agent:
         session_id: str | None = None,
         on_event: Callable[[Event], Any] | None = None,
         answers_approvals: bool = False,
+        mode: Mode | None = None,
     ) -> RunResult:
         """Drain `stream` into a `RunResult`; ``on_event`` sees every event (it may answer
         `ApprovalRequested` with ``event.respond(...)`` when ``answers_approvals=True``)."""
         started: RunStarted | None = None
         finished: RunFinished | None = None
         stream = self.stream(
-            task, deps=deps, session_id=session_id, answers_approvals=answers_approvals
+            task, deps=deps, session_id=session_id, answers_approvals=answers_approvals, mode=mode
         )
         async with contextlib.aclosing(stream) as events:
             async for event in events:
@@ -389,13 +481,14 @@ class Agent:
         *,
         deps: Any = None,
         session_id: str | None = None,
+        mode: Mode | None = None,
     ) -> RunResult:
         """`run` in a fresh event loop. An engine the agent built is closed at the end.
         Nobody answers approvals here but ``on_approval``: without it, asked calls are denied."""
 
         async def main() -> RunResult:
             try:
-                return await self.run(task, deps=deps, session_id=session_id)
+                return await self.run(task, deps=deps, session_id=session_id, mode=mode)
             finally:
                 if self._owns_engine:
                     await self.aclose()
@@ -474,7 +567,176 @@ class Agent:
         if conv.log is not None:
             conv.log.write({"type": "undo_compaction"}, sync=True)
 
+    # -- checkpoints and rewind ----------------------------------------------------------------
+
+    def checkpoint_store(self) -> CheckpointStore:
+        """The workspace's shadow repository (ConfigError when checkpoints are off)."""
+        if not self.checkpoints_enabled:
+            raise ConfigError("Checkpoints are off for this agent (checkpoints=False).")
+        if not git_available():
+            raise ConfigError("Checkpoints need the git binary: install git.")
+        if self._checkpoint_store is None:
+            self._checkpoint_store = CheckpointStore(
+                self.workspace,
+                root=self._checkpoints_dir,
+                max_file_size=self._checkpoint_max_file_size,
+                exclude=[self.sessions_dir],
+            )
+        return self._checkpoint_store
+
+    async def checkpoints(self, session_id: str | None = None) -> list[Checkpoint]:
+        """The points of a session one can rewind to (each user message, each tool round that
+        changed files), oldest first, each with what a code rewind to it would change now.
+        Loads a saved session from its log if needed. Between runs."""
+        conv = self._between_runs(session_id)
+        store = self.checkpoint_store()
+        points = self._points(conv)
+
+        def annotate() -> list[Checkpoint]:
+            now = store.snapshot("now").commit
+            out = []
+            for p in points:
+                changes: tuple[Any, ...] = ()
+                if p.commit is not None:
+                    restore, _ = plan_rewind(
+                        store, conv.timeline, p.commit, conv.timeline.position(p), now
+                    )
+                    changes = tuple(store.changes(p.commit, now, restore))
+                out.append(dataclasses.replace(p, changes=changes))
+            return out
+
+        return await asyncio.to_thread(annotate)
+
+    async def rewind(
+        self,
+        session_id: str | None = None,
+        *,
+        to: int | str | Checkpoint,
+        code: bool = True,
+        conversation: bool = True,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> RewindResult:
+        """Go back to a point of `checkpoints` (its index, anchor id, or the point itself).
+
+        ``code``: the files the agent changed since then get their content and mode back,
+        files it created are removed, files it deleted come back. Files someone else also
+        changed since then raise `RewindConflict` (nothing is changed) unless ``force``.
+        ``conversation``: the history is cut back to just before the point (a user message
+        point: before that message; its text is in ``prompt``). The log keeps everything: a
+        ``rewind`` record is appended, and `undo_rewind` takes it back. ``dry_run``: only say
+        what would happen (conflicts listed, not raised).
+        """
+        if not (code or conversation):
+            raise ConfigError("Nothing to rewind: choose code, conversation or both.")
+        conv = self._between_runs(session_id)
+        point = _find_point(self._points(conv), to)
+        keep = next((i for i, m in enumerate(conv.history) if m.id == point.anchor), None)
+        if conversation and keep is None:
+            raise ConfigError(f"Checkpoint {point.index} is no longer in the conversation.")
+        prompt = None
+        if point.kind == "message" and keep is not None:
+            prompt = str(getattr(conv.history[keep], "content", "")) or None
+        dropped = len(conv.history) - keep if conversation and keep is not None else 0
+        record: dict[str, Any] = {
+            "type": "rewind", "to": point.anchor, "index": point.index, "code": code,
+            "conversation": conversation, "keep": keep, "time": time.time(),
+        }  # fmt: skip
+        result = RewindResult(point, code, conversation, (), (), dropped, "", dry_run, None, prompt)
+        if code and point.commit is not None:
+            store = self.checkpoint_store()
+            position = conv.timeline.position(point)
+            result, after = await asyncio.to_thread(
+                _rewind_code, store, conv.timeline, point.commit, position, force, dry_run, result
+            )
+            record["before"], record["after"] = result.undo_commit, after
+        if dry_run:
+            return result
+        conv.timeline.records.append(record)
+        if conv.log is not None:
+            conv.log.write(record, sync=True)
+        if conversation and keep is not None:
+            conv.rewinds.append((list(conv.history), record))
+            del conv.history[keep:]
+            if conv.model is not None:
+                conv.model.invalidate()
+        return result
+
+    async def undo_rewind(self, session_id: str | None = None, *, force: bool = False) -> None:
+        """Take back the session's last rewind: the files it restored get the content they had
+        before it (files changed since by someone else raise `RewindConflict` unless
+        ``force``), and the conversation its messages back. Only while nothing ran since."""
+        conv = self._between_runs(session_id)
+        records = conv.timeline.records
+        position = next(
+            (i for i in range(len(records) - 1, -1, -1) if records[i].get("type") != "user"),
+            None,
+        )
+        rec = records[position] if position is not None else {}
+        if position is None or rec.get("type") != "rewind":
+            raise ConfigError("Nothing to undo: the session's last change is not a rewind.")
+        if rec.get("conversation") and len(conv.history) != rec.get("keep"):
+            raise ConfigError("Messages were added since the rewind: rewind again instead.")
+        undo: dict[str, Any] = {"type": "rewind_undo", "conversation": rec.get("conversation"),
+                                "time": time.time()}  # fmt: skip
+        if rec.get("before"):
+            store = self.checkpoint_store()
+            point = Checkpoint(0, "round", "", "undo", str(rec["before"]))
+            blank = RewindResult(point, True, False, (), (), 0, "")
+            done, after = await asyncio.to_thread(
+                _rewind_code, store, conv.timeline, str(rec["before"]), position, force, False,
+                blank,
+            )  # fmt: skip
+            undo["before"], undo["after"] = done.undo_commit, after
+        conv.timeline.records.append(undo)
+        if conv.log is not None:
+            conv.log.write(undo, sync=True)
+        if rec.get("conversation") and conv.rewinds:
+            conv.history[:] = conv.rewinds.pop()[0]
+            if conv.model is not None:
+                conv.model.invalidate()
+
+    def _points(self, conv: _Conversation) -> list[Checkpoint]:
+        titles: dict[str, str] = {}
+        for m in conv.history:
+            if isinstance(m, UserMessage):
+                titles[m.id] = " ".join(str(m.content).split())[:80]
+        return conv.timeline.points([m.id for m in conv.history], titles)
+
+    def _between_runs(self, session_id: str | None) -> _Conversation:
+        sid = session_id or self.session_id
+        if sid is None:
+            raise ConfigError("No session yet: run a task first (or pass session_id=).")
+        conv = self._conversations.get(sid) or self._open(sid, [])[0]
+        if conv.busy:
+            raise ConfigError(f"Session {conv.session_id} is running: rewind when it has ended.")
+        return conv
+
+    def _checkpointer(self, conv: _Conversation) -> Checkpointer | None:
+        if not self.checkpoints_enabled:
+            return None
+        if conv.checkpointer is None:
+            try:
+                conv.checkpointer = Checkpointer(self.checkpoint_store(), conv.timeline)
+            except ConfigError:
+                return None
+        return conv.checkpointer
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _trace(self) -> RunTrace | None:
+        tracing = self.tracing if self.tracing is not None else default_tracing()
+        if not tracing:
+            return None
+        if tracing is True:
+            tracing = self.tracing = Tracing()
+        return tracing.run_trace(self._provider_name)
+
+    def _provider_name(self) -> str:
+        name = type(self._engine).__name__ if self._engine is not None else ""
+        return {"VLLMEngine": "vllm", "OpenAIHTTPEngine": "vllm", "ScriptedEngine": "scripted"}.get(
+            name, name
+        )
 
     def _conversation(self, session_id: str | None) -> _Conversation:
         sid = session_id or self.session_id
@@ -520,6 +782,8 @@ class Agent:
                     )
                 )
             conv.spill = SpillStore(self.sessions_dir / f"{saved.session_id}.spill")
+            conv.timeline = Timeline(saved.timeline)
+            conv.rewinds = saved.rewinds
             if saved.interrupted_turn is not None:
                 log.message(saved.history[-1])  # the turn, completed with "interrupted" results
                 notices.append(Notice("the last run was interrupted during tool calls", "warning"))
@@ -536,10 +800,11 @@ class Agent:
             conv.model = ModelLayer(
                 engine,
                 declarations=decls,
-                instructions=self.instructions,
+                instructions=self.project_context.system_text(self.instructions),
                 thinking=self.thinking,
                 max_output_tokens=self.max_output_tokens,
                 media=_media_loader,
+                routing_key=conv.session_id,  # replicas keep the session's prefix cache hot
             )
         return conv.model
 
@@ -561,6 +826,8 @@ class Agent:
             deps=deps,
             spill=conv.spill if recall_output.name in self.registry else None,
             media_check=_media_checker(model, self.media_limits, conv.history),
+            hooks=self.hooks,
+            session_id=conv.session_id,
         )
         return RunState(
             model=model,
@@ -576,6 +843,7 @@ class Agent:
             log=conv.log,
             compaction=conv.compaction,
             sampling=dict(self.sampling),
+            checkpoints=self._checkpointer(conv),
         )
 
     async def _run(
@@ -585,15 +853,18 @@ class Agent:
         session_id: str | None,
         put: Callable[[object], None],
         answers_approvals: bool = False,
+        mode: Mode | None = None,
     ) -> None:
-        notices: list[Notice] = []
+        mode = self.mode if mode is None else _check_mode(mode)
+        notices: list[Notice] = [Notice(n, "warning") for n in self.project_context.notices]
         conv, resumed = self._open(session_id, notices)
         if conv.busy:
             raise ConfigError(f"Session {conv.session_id} is already running.")
         conv.busy = True
         try:
             model = await self._model_for(conv)
-            state = self._state(conv, model, put, deps, answers_approvals)
+            state = self._state(conv, model, _plan_tap(put, conv), deps, answers_approvals)
+            state.mode = mode
             self.session_id = conv.session_id
             text = ""
             if task is not None:
@@ -612,6 +883,11 @@ class Agent:
                         max_model_len=info.max_model_len,
                         image_soft_tokens=info.image_soft_tokens,
                     )
+                if self.hooks:  # UserPromptSubmit: may block the prompt or add context
+                    text = await prompt_hook(
+                        self.hooks, session_id=conv.session_id, cwd=self.workspace, prompt=text,
+                        notices=notices,
+                    )  # fmt: skip
                 state.add_task(UserMessage(content=text, attachments=attachments))
             info = model.engine.info
             state.emit(
@@ -619,6 +895,7 @@ class Agent:
             )
             for notice in notices:
                 state.emit(notice)
+            _announce_mode(state, conv, mode, task is not None)
             last = conv.history[-1] if conv.history else None
             if last is None:
                 raise ConfigError("Nothing to do: give a task (the session is empty).")
@@ -629,6 +906,100 @@ class Agent:
             await run_loop(state)
         finally:
             conv.busy = False
+
+
+def _check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r}: use one of {', '.join(MODES)}.")
+    return mode  # type: ignore[return-value]
+
+
+PLAN_MODE_NOTE = (
+    "Plan mode: study the task and write a plan; change nothing yet. Only read-only tools and "
+    "update_plan can be called. Write the plan with update_plan, then answer with a short "
+    "summary of it; the user accepts it before it is carried out."
+)
+
+
+def _announce_mode(state: RunState, conv: _Conversation, mode: Mode, new_task: bool) -> None:
+    """Say the mode in an appended message (the system turn and the declarations stay the
+    same: the cached prefix stays hot). Leaving plan mode pins the accepted plan."""
+    if mode == "plan" and (conv.mode != "plan" or new_task):
+        conv.plan = None
+        state.add_note(PLAN_MODE_NOTE, "Plan mode: read-only tools and update_plan only.")
+    elif mode == "default" and conv.mode == "plan":
+        plan = conv.plan or _last_answer(conv.history) or "(no plan was written)"
+        state.add_note(
+            "Plan mode is over: the user accepted the plan. Carry it out now; every tool is "
+            f"available again. The accepted plan:\n{plan}",
+            "Plan accepted: executing it with every tool.",
+        )
+    conv.mode = mode
+
+
+def _last_answer(history: Sequence[Message]) -> str | None:
+    for m in reversed(history):
+        if isinstance(m, ModelTurn) and m.text.strip():
+            return m.text.strip()
+    return None
+
+
+def _plan_tap(put: Callable[[object], None], conv: _Conversation) -> Callable[[object], None]:
+    """Keeps the latest plan (update_plan) of the conversation, to pin it after plan mode."""
+
+    def tap(event: object) -> None:
+        if isinstance(event, PlanUpdated):
+            marks = {"pending": "[ ]", "in_progress": "[>]", "done": "[x]", "cancelled": "[-]"}
+            lines = [
+                f"{i}. {marks.get(p.status, '[ ]')} {p.text}" for i, p in enumerate(event.items, 1)
+            ]
+            conv.plan = "\n".join(lines) or None
+        put(event)
+
+    return tap
+
+
+def _find_point(points: list[Checkpoint], to: int | str | Checkpoint) -> Checkpoint:
+    if isinstance(to, Checkpoint):
+        to = to.anchor
+    for p in points:
+        if p.index == to or p.anchor == to:
+            return p
+    have = f"1..{len(points)}" if points else "none yet"
+    raise ConfigError(f"No checkpoint {to!r} in this session (checkpoints: {have}).")
+
+
+def _rewind_code(
+    store: CheckpointStore,
+    timeline: Timeline,
+    target: str,
+    position: int,
+    force: bool,
+    dry_run: bool,
+    result: RewindResult,
+) -> tuple[RewindResult, str | None]:
+    """Snapshot now, plan, check conflicts, restore (in a thread: git runs). Returns what was
+    done and the snapshot after it (None for a dry run)."""
+    now = store.snapshot("before rewind").commit
+    restore, conflicts = plan_rewind(store, timeline, target, position, now)
+    if conflicts and not force and not dry_run:
+        raise RewindConflict(
+            f"{len(conflicts)} file(s) changed outside the agent since that checkpoint: "
+            + ", ".join(sorted(conflicts)[:10])
+            + ". Nothing was changed; rewind with force to overwrite them (undo brings them back).",
+            sorted(conflicts),
+        )
+    changes = tuple(store.changes(target, now, restore))
+    diff = store.diff_text(target, now, restore)
+    after = None
+    if not dry_run:
+        store.restore(target, restore)
+        after = store.snapshot("after rewind").commit
+    done = dataclasses.replace(
+        result, changes=changes, conflicts=tuple(sorted(conflicts)), diff=diff,
+        undo_commit=None if dry_run else now,
+    )  # fmt: skip
+    return done, after
 
 
 def _compacted_event(data: dict[str, Any]) -> HistoryCompacted:

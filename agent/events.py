@@ -131,6 +131,9 @@ class Usage:
     context_tokens: int  # exact size of the history as the engine sees it
     context_limit: int  # usable context: max length minus the output reserve
     context_window: int = 0  # the model's whole context (max length); the rest is the reserve
+    finish_reason: str | None = None  # the engine's: "stop", "length", ...
+    seconds: float = 0.0  # the model call's wall time
+    first_token_seconds: float | None = None  # time to the first generated token
 
 
 @dataclass(frozen=True, slots=True)

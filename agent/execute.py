@@ -52,6 +52,9 @@ class ToolRuntime:
     # Checks the media a tool returns (modalities, limits) before they join the history;
     # raises ConfigError, which becomes the call's error result. None: media pass unchecked.
     media_check: Callable[[Sequence[Attachment]], None] | None = None
+    hooks: Any = None  # agent.hooks.Hooks: PreToolUse / PostToolUse (and Stop, in the loop)
+    session_id: str = ""
+    stop_blocks: int = 0  # final answers a Stop hook blocked in this run
 
 
 def tool_event(event: object, step: int) -> object | None:
@@ -107,6 +110,18 @@ async def execute_calls(
         elif (tool := rt.registry.get(call.name)) is None:
             runnable.append(call)  # the registry answers with the closest names
         else:
+            if rt.hooks:  # PreToolUse: may block the call or change its input
+                from .hooks import pre_tool_hook
+
+                changed, denial = await pre_tool_hook(
+                    rt.hooks, call, session_id=rt.session_id, cwd=rt.workspace, step=step, emit=emit
+                )
+                if denial is not None:
+                    finish(call, _error(call, denial), t0)
+                    continue
+                if changed is not call:
+                    rt.validated.pop(call.id, None)  # checked again, as changed
+                    call = changed
             denial = await _approve(rt, tool, call, step, emit)
             if denial is not None:
                 finish(call, _error(call, denial), t0)
@@ -130,6 +145,13 @@ async def execute_calls(
         )
         if outcome.media:
             result = _with_media(rt, result, outcome.media)
+        if rt.hooks:
+            from .hooks import post_tool_hook
+
+            result = await post_tool_hook(
+                rt.hooks, call, result, session_id=rt.session_id, cwd=rt.workspace, step=step,
+                emit=emit,
+            )  # fmt: skip
         finish(call, result, t0)
 
     for batch in _batches(rt, runnable):

@@ -14,6 +14,7 @@ from ..errors import EngineError
 from .compaction import CompactionContext, fit_fresh_results
 from .events import Notice, RunFinished, StopReason, Usage
 from .execute import execute_calls
+from .hooks import stop_reason
 from .limits import LoopGuard
 from .messages import Message, ModelTurn, ToolResult, UserMessage
 from .model import Generation
@@ -61,7 +62,11 @@ async def _steps(run: RunState) -> RunFinished:
             problem = "; ".join(problems) or run.missing_call_problem()
             run.commit(turn)
             if problem is None:
-                return run.finish("final_answer", output=turn.text)
+                more = await stop_reason(run.tools, turn.text, run.step, run.emit)
+                if more is None:
+                    return run.finish("final_answer", output=turn.text)
+                run.nudge(f"A Stop hook says the task is not done: {more}")
+                continue
             errors += 1
             run.failed = True
             run.nudge(f"{problem}. Fix this and continue.")
@@ -116,10 +121,13 @@ async def _plan(run: RunState, prompt: list[int]) -> tuple[Generation, list[str]
                 run.step, gen.usage.prompt_tokens, gen.usage.cached_prompt_tokens,
                 gen.usage.generated_tokens, gen.usage.thinking_tokens, gen.tokens_per_second,
                 gen.prompt_len + len(gen.ids), run.model.context_limit,
-                run.model.engine.info.max_model_len,
+                run.model.engine.info.max_model_len, gen.finish_reason, gen.seconds,
+                gen.first_token_seconds,
             )
         )  # fmt: skip
-        if not problems or attempt == run.limits.max_redecodes or run.budget_spent():
+        last = not problems or attempt == run.limits.max_redecodes or run.budget_spent()
+        run.record_step(prompt, gen, attempt=attempt, accepted=last)
+        if last:
             return gen, problems, invalid
         run.failed_attempt(gen, problems, attempt + 1)
         grammar = run.grammar("required" if choice == "auto" else choice, prompt)
@@ -132,6 +140,7 @@ async def _execute(
     """Run the calls; append the results to the live prompt (an exact append, see
     docs/format.md, 'Exact appends and the prefix cache')."""
     run.start_round(turn)
+    await run.checkpoint(turn, "before")  # the workspace as it was: rewind restores it
     try:
         results = await execute_calls(
             run.tools, turn.tool_calls, step=run.step, emit=run.emit, invalid=invalid,
@@ -142,6 +151,7 @@ async def _execute(
         raise
     if note is not None:
         results = {k: _noted(r, note) for k, r in results.items()}
+    await run.checkpoint(turn, "after")
     done = _with_results(turn, results, CANCELLED)
     run.model.stage_tool_round(gen, done)  # appended after compaction (next step)
     run.commit(done)

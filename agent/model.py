@@ -47,6 +47,7 @@ class Generation:
     tokens_per_second: float
     calls: list[ToolCall] = field(default_factory=list)  # complete calls, with ids
     call_errors: dict[str, str] = field(default_factory=dict)  # call id → why args are bad
+    first_token_seconds: float | None = None  # time to the first generated token
 
     def turn(self) -> ModelTurn:
         p = self.parsed
@@ -70,8 +71,11 @@ class ModelLayer:
         thinking: bool,
         max_output_tokens: int,
         media: Callable[[Sequence[Attachment]], list[MediaItem]] | None = None,
+        routing_key: str | None = None,
     ) -> None:
         self.engine = engine
+        # Sent with every request (the session id): replicas keep a session on one server.
+        self.routing_key = routing_key
         self.tokenizer = engine.tokenizer
         self.variant = engine.info.variant
         self.declarations = list(declarations)
@@ -244,6 +248,7 @@ class ModelLayer:
             grammar=grammar,
             thinking_budget=thinking_budget if self.thinking else None,
             media=tuple(media),
+            routing_key=self.routing_key,
         )
         parser = StreamParser(
             self.declarations or None,
@@ -293,8 +298,9 @@ class ModelLayer:
                 calls.append(call)
                 if c.error:
                     errors[call.id] = f"Could not read the arguments of {c.name}: {c.error}"
+        ttft = first_token - started if first_token is not None else None
         return Generation(
-            prompt_tokens, ids, parsed, finish, turn_usage, seconds, tps, calls, errors
+            prompt_tokens, ids, parsed, finish, turn_usage, seconds, tps, calls, errors, ttft
         )
 
     def partial_turn(self) -> ModelTurn | None:

@@ -10,6 +10,10 @@ One file per session, ``<sessions_dir>/<session_id>.jsonl``; one JSON object per
 - ``compaction``      the history was replaced by a compactor (``history`` + its ``event``)
 - ``undo_compaction`` the last compaction was undone
 - ``failed_attempt``  malformed model output that was re-decoded and kept out of the history
+- ``checkpoint``      a workspace snapshot before/after a tool round (``agent/checkpoints.py``)
+- ``rewind``          the session was rewound (code and/or conversation: ``keep`` messages kept)
+- ``rewind_undo``     the last rewind was undone
+- ``step``            the exact prompt and output ids of one engine request (``agent/steps.py``)
 - ``event``           other events that matter (run started/finished, usage, approvals, ...)
 
 Records are flushed on every write, so a killed process loses at most the tool calls still
@@ -27,6 +31,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +41,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..errors import ConfigError
 from .events import Event, event_to_dict
 from .messages import Message, ModelTurn, ToolResult
+from .steps import StepEncoder
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +116,7 @@ class SessionLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115
         self._syncer: _Syncer | None = None
+        self._steps = StepEncoder()
 
     @classmethod
     def create(
@@ -178,6 +185,22 @@ class SessionLog:
             sync=True,
         )
 
+    def step(
+        self,
+        step: int,
+        prompt: Sequence[int],
+        output: Sequence[int],
+        *,
+        attempt: int = 0,
+        accepted: bool = True,
+        finish_reason: str | None = None,
+    ) -> None:
+        """The ids of one engine request (its prompt as a delta against the previous one)."""
+        record = self._steps.record(
+            step, prompt, output, attempt=attempt, accepted=accepted, finish_reason=finish_reason
+        )
+        self.write_line(json.dumps(record, separators=(",", ":")))
+
     def event(self, event: Event, *, sync: bool = False) -> None:
         self.write({"type": "event", "event": event_to_dict(event)}, sync=sync)
 
@@ -242,6 +265,11 @@ class SessionState:
     warnings: list[str] = field(default_factory=list)
     # A model turn whose calls were running when the log ended (completed with error results).
     interrupted_turn: str | None = None
+    # Checkpoint records in log order (user messages, snapshots, rewinds): agent.checkpoints.
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    # Each conversation rewind still in effect: (history before it, its record). The abandoned
+    # branch stays recoverable (undo_rewind), and in the log.
+    rewinds: list[tuple[list[Message], dict[str, Any]]] = field(default_factory=list)
 
 
 def load_session(path: Path) -> SessionState:
@@ -269,6 +297,19 @@ def load_session(path: Path) -> SessionState:
                 if pending is not None and message.id == pending.id:
                     pending, results = None, {}
                 state.history.append(message)
+                if message.role == "user" and not str(message.content).startswith("[agent] "):
+                    state.timeline.append({"type": "user", "id": message.id})
+            elif kind == "checkpoint":
+                state.timeline.append(record)
+            elif kind == "rewind":
+                state.timeline.append(record)
+                if record.get("conversation"):
+                    state.rewinds.append((list(state.history), record))
+                    state.history = state.history[: int(record["keep"])]
+            elif kind == "rewind_undo":
+                state.timeline.append(record)
+                if record.get("conversation") and state.rewinds:
+                    state.history = state.rewinds.pop()[0]
             elif kind == "turn_pending":
                 pending, results = ModelTurn.model_validate(record["turn"]), {}
             elif kind == "tool_result":
@@ -285,6 +326,8 @@ def load_session(path: Path) -> SessionState:
                     state.history = [*before, *state.history[len(after) :]]
             elif kind == "failed_attempt":
                 state.failed_attempts.append(record)
+            elif kind == "step":
+                pass  # token ids for training exports (agent/steps.py)
             elif kind == "event":
                 state.events.append(record["event"])
             else:

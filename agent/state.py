@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from ..errors import AgentError
 from ..prompts.grammar import tool_call_grammar
+from .checkpoints import Checkpointer, mutating
 from .compaction import CompactionState, Compactor
 from .events import (
     Emit,
@@ -24,6 +27,10 @@ from .model import Generation, ModelLayer
 from .output import FINAL_ANSWER, OutputTool
 from .session import SessionLog
 
+Mode = Literal["default", "plan"]
+MODES: tuple[Mode, ...] = ("default", "plan")
+PLAN_TOOL = "update_plan"
+
 # Events worth a line in the session log (deltas, tool calls and turns are logged otherwise).
 _LOGGED = frozenset(
     {"run_started", "approval_requested", "plan_updated", "usage", "notice", "run_finished"}
@@ -40,10 +47,12 @@ class RunState:
     thinking: ThinkingBudget
     tool_choice: str = "auto"
     plan_first: bool = False
+    mode: Mode = "default"  # "plan": only read-only tools and update_plan can be called
     output_tool: OutputTool | None = None
     compactor: Compactor | None = None
     log: SessionLog | None = None
     compaction: CompactionState | None = None  # the conversation's compaction memory
+    checkpoints: Checkpointer | None = None  # workspace snapshots around tool rounds
     sampling: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     failed: bool = False  # the previous step failed: more thinking budget for this one
@@ -69,6 +78,33 @@ class RunState:
         self.history.append(message)
         if self.log is not None:
             self.log.message(message)
+        if self.checkpoints is not None:
+            self.checkpoints.timeline.records.append({"type": "user", "id": message.id})
+
+    async def checkpoint(self, turn: ModelTurn, phase: str) -> None:
+        """Snapshot the workspace before (and after) a round that may change files; the
+        session log records it. A failure turns checkpoints off for the conversation."""
+        cp = self.checkpoints
+        if cp is None or cp.broken is not None:
+            return
+        if phase == "before" and not mutating(turn.tool_calls, self.tools.registry):
+            return
+        if phase == "after" and turn.id not in cp._open:
+            return
+        title = ", ".join(f"{c.name} {short_args(c.arguments, 60)}" for c in turn.tool_calls)
+        try:
+            record, snap = await asyncio.to_thread(
+                cp.take, turn.id, phase, step=self.step, title=title
+            )
+        except (AgentError, OSError) as e:
+            cp.broken = str(e)
+            self.emit(Notice(f"checkpoints are off for this session: {e}", "warning", self.step))
+            return
+        if self.log is not None:
+            self.log.write(record)
+        for path in snap.left_out:
+            size = f"over {cp.store.max_file_size // 1024} KiB"
+            self.emit(Notice(f"checkpoint left out {path} ({size})", "warning", self.step))
 
     def finish(
         self, reason: StopReason, error: str | None = None, *, output: Any = None
@@ -119,6 +155,16 @@ class RunState:
         if self.log is not None:
             self.log.tool_result(self._round_turn, result)
 
+    def add_note(self, text: str, notice: str | None = None) -> None:
+        """An ``[agent]`` message appended to the history (a mode switch, an accepted plan);
+        ``notice`` tells the person too."""
+        message = UserMessage(content=f"[agent] {text}")
+        self.history.append(message)
+        if self.log is not None:
+            self.log.message(message)
+        if notice is not None:
+            self.emit(Notice(notice, "info", self.step))
+
     def nudge(self, text: str) -> None:
         """Tell the model something as a user message (breaks the append: rare paths only)."""
         message = UserMessage(content=f"[agent] {text}")
@@ -156,6 +202,16 @@ class RunState:
             self.log.compaction(list(history), event)
         self.emit(event)
 
+    def record_step(
+        self, prompt: list[int], gen: Generation, *, attempt: int = 0, accepted: bool = True
+    ) -> None:
+        """The exact ids of one request, for training exports (agent/steps.py)."""
+        if self.log is not None:
+            self.log.step(
+                self.step, prompt, gen.ids, attempt=attempt, accepted=accepted,
+                finish_reason=gen.finish_reason,
+            )  # fmt: skip
+
     def add_usage(self, gen: Generation) -> None:
         u = self.usage
         u.requests += 1
@@ -171,13 +227,31 @@ class RunState:
             return "update_plan"
         return self.tool_choice
 
+    def plan_tools(self) -> frozenset[str]:
+        """The tools plan mode allows: the read-only ones, update_plan (and final_answer)."""
+        names = {t.name for t in self.tools.registry if t.read_only or t.name == PLAN_TOOL}
+        if self.output_tool is not None:
+            names.add(FINAL_ANSWER)
+        return frozenset(names)
+
     def grammar(self, choice: str, prompt: list[int]) -> str | None:
-        if choice in ("auto", "none") or not self.model.engine.info.supports_grammar:
+        """The tool-call grammar of one request. Plan mode always constrains (even "auto"):
+        the grammar lists only the allowed tools, so another call cannot be decoded at all.
+        The declarations in the prompt stay the same (the prefix cache stays hot)."""
+        if not self.model.engine.info.supports_grammar or not self.model.declarations:
             return None
-        if not self.model.declarations:
+        decls = self.model.declarations
+        if self.mode == "plan":
+            allowed = self.plan_tools()
+            decls = [d for d in decls if d.get("function", d).get("name") in allowed]
+            if choice not in ("auto", "required", "none") and choice not in allowed:
+                choice = "required" if decls else "none"
+            if choice == "required" and not decls:
+                choice = "none"
+        elif choice in ("auto", "none"):
             return None
         return tool_call_grammar(
-            self.model.declarations,
+            decls,
             choice,
             thinking=self.model.thinking,
             prompt_in_thought=self.model.prompt_in_thought(prompt),
@@ -200,6 +274,7 @@ class RunState:
         """Problems worth a re-decode, and the calls that must not run (id → error for the model)."""
         problems: list[str] = []
         invalid: dict[str, str] = dict(gen.call_errors)
+        refused: dict[str, str] = {}
         for c in gen.parsed.tool_calls:
             if not c.complete:
                 cut = gen.finish_reason == "length"
@@ -214,6 +289,9 @@ class RunState:
             if choice == "none" or self.tool_choice == "none":
                 invalid[call.id] = "Tools are disabled for this run; answer in text."
                 continue
+            if self.mode == "plan" and call.name not in self.plan_tools():
+                refused[call.id] = plan_refusal(call.name, self.plan_tools())
+                continue
             if call.name == FINAL_ANSWER and self.output_tool is not None:
                 continue
             if call.name not in self.tools.registry:
@@ -226,7 +304,8 @@ class RunState:
         problems += [f"invalid call: {msg}" for msg in invalid.values()]
         if choice not in ("auto", "none") and not gen.calls:
             problems.append(f"no tool call although tool_choice is {choice!r}")
-        return problems, invalid
+        # A call plan mode forbids is no decoding accident: the model reads why (no re-decode).
+        return problems, invalid | refused
 
     def missing_call_problem(self) -> str | None:
         """Why a turn without calls is not an acceptable final answer (None when it is)."""
@@ -254,6 +333,15 @@ class RunState:
         self.usage.cached_prompt_tokens += usage.cached_prompt_tokens
         self.usage.generated_tokens += usage.generated_tokens
         return text
+
+
+def plan_refusal(name: str, allowed: frozenset[str]) -> str:
+    return (
+        f"Plan mode: {name} is not available while planning. Only read-only tools and "
+        f"{PLAN_TOOL} can be called ({', '.join(sorted(allowed)) or 'none'}). Study what you "
+        f"need, write the plan with {PLAN_TOOL}, then give a short summary as your answer; "
+        "the user accepts the plan before anything is changed."
+    )
 
 
 def short_args(arguments: dict[str, Any], limit: int = 120) -> str:

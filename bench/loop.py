@@ -5,7 +5,8 @@
 
 Prints µs/step for gemma-agent (sessions off, then on with fsync) and, side by side, the same
 shape through pydantic-ai's FunctionModel when pydantic-ai is importable here or in the
-interpreter given with --pydantic-ai-python (a throwaway venv; it is not a dependency).
+interpreter given with --pydantic-ai-python (a throwaway venv; it is not a dependency),
+and the same runs with OpenTelemetry tracing on (SDK providers, spans dropped by the exporter).
 Goals: ≤ 1 ms/step at N = 1000, and N = 1000 within 1.5x of N = 100 (flat: the history is
 appended to, never re-rendered or re-tokenized).
 """
@@ -21,8 +22,27 @@ import tempfile
 import time
 
 
+def otel_tracing() -> object:
+    """OpenTelemetry on, as `--otel` sets it up (SDK providers, batch span processor, a
+    metric reader), with an exporter that drops the spans: the cost measured is ours and the
+    SDK's, not a collector's."""
+    from gemma_agent.agent import Tracing
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    return Tracing(tracer_provider=provider, meter_provider=MeterProvider([InMemoryMetricReader()]))
+
+
 async def gemma_agent_step_us(
-    n: int, *, persist: bool, compactor: bool, fsync: bool = True
+    n: int, *, persist: bool, compactor: bool, fsync: bool = True, otel: bool = False
 ) -> float:
     from gemma_agent import Agent, ScriptedEngine, tool
 
@@ -44,6 +64,8 @@ async def gemma_agent_step_us(
             fsync=fsync,
             max_steps=n + 1,
             max_output_tokens=256,
+            checkpoints=False,  # the loop's own cost (snapshots: bench/checkpoint.py)
+            tracing=otel_tracing() if otel else False,  # type: ignore[arg-type]
             **kwargs,  # type: ignore[arg-type]
         )
         t0 = time.perf_counter()
@@ -107,17 +129,24 @@ def main() -> None:
     p.add_argument("--n", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--pydantic-ai-python", default=None, help="interpreter with pydantic-ai")
     p.add_argument("--skip-pydantic-ai", action="store_true")
+    p.add_argument("--skip-otel", action="store_true", help="no OpenTelemetry rows")
     args = p.parse_args()
     ns: list[int] = args.n
     rows: dict[str, dict[int, float] | str] = {}
-    for label, persist, fsync, compactor in (
-        ("gemma-agent (no session log, no compactor)", False, False, False),
-        ("gemma-agent (session log, no fsync, default compactor)", True, False, True),
-        ("gemma-agent (session log + fsync, default compactor)", True, True, True),
-    ):
+    configs = [
+        ("gemma-agent (no session log, no compactor)", False, False, False, False),
+        ("gemma-agent (session log, no fsync, default compactor)", True, False, True, False),
+        ("gemma-agent (session log + fsync, default compactor)", True, True, True, False),
+    ]
+    if not args.skip_otel:
+        configs += [
+            ("gemma-agent (no session log, no compactor) + OpenTelemetry", False, False, False, True),
+            ("gemma-agent (session log + fsync, default compactor) + OpenTelemetry", True, True, True, True),
+        ]  # fmt: skip
+    for label, persist, fsync, compactor, otel in configs:
         rows[label] = {}
         for n in ns:
-            kw = {"persist": persist, "fsync": fsync, "compactor": compactor}
+            kw = {"persist": persist, "fsync": fsync, "compactor": compactor, "otel": otel}
             asyncio.run(gemma_agent_step_us(min(n, 20), **kw))  # warm-up (imports, caches)
             rows[label][n] = asyncio.run(gemma_agent_step_us(n, **kw))  # type: ignore[index]
     if not args.skip_pydantic_ai:
@@ -137,6 +166,14 @@ def main() -> None:
         print(f"{label:<{width}}  {cells}  {ratio:5.2f}x")
     base = rows["gemma-agent (no session log, no compactor)"]
     assert isinstance(base, dict)
+    for label in [k for k in rows if k.endswith(" + OpenTelemetry")]:
+        on, off = rows[label], rows[label.removesuffix(" + OpenTelemetry")]
+        assert isinstance(on, dict) and isinstance(off, dict)
+        extra = on[ns[-1]] / off[ns[-1]] - 1
+        print(
+            f"OpenTelemetry on, {label.split('(')[1].split(')')[0]}: {extra:+.0%} per step at "
+            f"N={ns[-1]} (goal ≤ +20%: {'met' if extra <= 0.2 else 'MISSED'})"
+        )
     worst = base[ns[-1]]
     print(
         f"goals: ≤ 1000 µs/step at N={ns[-1]}: {'met' if worst <= 1000 else 'MISSED'}; "

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +20,9 @@ from .loaders import BUILTIN_SUITES, HUMANEVAL_JSONL_PREFIX, load_suite
 from .runner import EvalOptions, Shard, merge_outputs, run_suite, select_tasks
 from .solvers import AgentSolver, OracleSolver, Solver
 
+if TYPE_CHECKING:
+    from ..tools import MCPServers
+
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -27,6 +30,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SUITE",
         help=f"built-in ({', '.join(BUILTIN_SUITES)}), {HUMANEVAL_JSONL_PREFIX}PATH, "
         "a task folder or a folder of them, or a suite.toml",
+    )
+    parser.add_argument(
+        "--web-fetch",
+        action="store_true",
+        help="give the agent the web_fetch tool (off by default in evals)",
     )
     parser.add_argument(
         "--concurrency",
@@ -114,6 +122,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "suite"
 
 
+def output_folder(args: argparse.Namespace) -> Path:
+    """Where `gemma-agent eval` writes (--output, or eval-runs/SUITE[-oracle][-shard-i-of-n])."""
+    if args.output:
+        return Path(args.output)
+    shard = Shard.parse(args.shard) if args.shard else None
+    return _default_output(args.suite, args.oracle, shard)
+
+
 def _default_output(spec: str, oracle: bool, shard: Shard | None) -> Path:
     name = _slug(Path(spec.removeprefix(HUMANEVAL_JSONL_PREFIX)).stem if "/" in spec else spec)
     if oracle:
@@ -165,7 +181,7 @@ async def _run_eval(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--oracle: these tasks have no reference solution: {', '.join(missing[:10])}"
         )
-    output = Path(args.output) if args.output else _default_output(args.suite, args.oracle, shard)
+    output = output_folder(args)
     options = EvalOptions(
         output=output,
         concurrency=args.concurrency,
@@ -187,6 +203,7 @@ async def _run_eval(args: argparse.Namespace) -> int:
         "test_timeout": args.test_timeout,
     }
     engine = None
+    mcp: MCPServers | None = None
     solver: Solver
     try:
         if args.oracle:
@@ -202,15 +219,42 @@ async def _run_eval(args: argparse.Namespace) -> int:
                 "variant": engine.info.variant,
                 "agent": agent_options,
             }
+            from ..tools.builtin import coding_tools, web_tools
+
+            mcp = await _start_mcp(args, console)
+            if mcp.servers:
+                config["mcp_servers"] = [st.name for st in mcp.status() if st.state == "running"]
             solver = AgentSolver(
-                engine, trajectories=output / "trajectories", agent_options=agent_options
+                engine,
+                trajectories=output / "trajectories",
+                agent_options=agent_options,
+                tools=lambda: [
+                    *coding_tools(),
+                    *(web_tools() if args.web_fetch else []),
+                    *mcp.tools(),
+                ],
             )
         summary = await run_suite(suite, tasks, solver, options, config, console=console)
     finally:
+        if mcp is not None:
+            await mcp.aclose()
         if engine is not None:
             await engine.aclose()
     print_summary(console, summary, output)
     return 0
+
+
+async def _start_mcp(args: argparse.Namespace, console: Console) -> MCPServers:
+    """The configured MCP servers (shared by all tasks; they run outside the task sandboxes,
+    in the --workspace folder). Problems are printed, never fatal."""
+    from ..tools import start_mcp_servers
+
+    servers, notices, _ = await start_mcp_servers(
+        getattr(args, "workspace", None) or ".", trust=bool(getattr(args, "trust_mcp", None))
+    )
+    for note in notices:
+        console.print(f"[yellow]MCP:[/] {note}")
+    return servers
 
 
 def print_summary(console: Console, summary: dict[str, Any], output: Path) -> None:

@@ -162,6 +162,11 @@ def _locked_output(out: Path, config: Mapping[str, Any], options: EvalOptions) -
         fd.close()  # releases the flock
 
 
+# A sample's status -> its field on the progress line (the summary's keys: a timeout is a
+# timeout there too, not a failure).
+PROGRESS_FIELDS = {"passed": "passed", "failed": "failed", "timeout": "timeouts", "error": "errors"}
+
+
 def _progress(console: Console, enabled: bool) -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -170,7 +175,7 @@ def _progress(console: Console, enabled: bool) -> Progress:
         MofNCompleteColumn(),
         TextColumn(
             "passed [green]{task.fields[passed]}[/] failed {task.fields[failed]} "
-            "errors [red]{task.fields[errors]}[/]"
+            "timeouts [yellow]{task.fields[timeouts]}[/] errors [red]{task.fields[errors]}[/]"
         ),
         TimeElapsedColumn(),
         TextColumn("ETA"),
@@ -205,10 +210,10 @@ async def run_suite(
         log = ResultsLog(out / RESULTS_NAME)
         run_slots = asyncio.Semaphore(options.concurrency)
         test_slots = asyncio.Semaphore(max(1, options.test_concurrency))
-        counts = {"passed": 0, "failed": 0, "errors": 0}
+        counts = {"passed": 0, "failed": 0, "timeouts": 0, "errors": 0}  # as the summary counts
 
         def count(status: str) -> None:
-            counts[{"passed": "passed", "error": "errors"}.get(status, "failed")] += 1
+            counts[PROGRESS_FIELDS.get(status, "failed")] += 1
 
         for r in previous:
             count(r.status)
@@ -217,9 +222,7 @@ async def run_suite(
             suite.name if len(suite.name) < 40 else "…" + suite.name[-39:],
             total=len(wanted),
             completed=len(done),
-            passed=counts["passed"],
-            failed=counts["failed"],
-            errors=counts["errors"],
+            **counts,  # type: ignore[arg-type]  # the line's fields
         )
 
         async def one(task: Task, sample: int) -> None:
@@ -227,13 +230,7 @@ async def run_suite(
                 result = await _run_one(task, sample, solver, kind, test_slots, options)
             log.append(result)
             count(result.status)
-            progress.update(
-                bar,
-                advance=1,
-                passed=counts["passed"],
-                failed=counts["failed"],
-                errors=counts["errors"],
-            )
+            progress.update(bar, advance=1, **counts)  # type: ignore[arg-type]  # fields
 
         try:
             with progress:

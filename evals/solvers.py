@@ -6,6 +6,7 @@ A solver never grades; the runner grades whatever the solver left in the workspa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import time
@@ -107,6 +108,9 @@ class AgentSolver:
             # user's remembered approvals neither apply here nor collect eval workspaces. With
             # another policy, nobody answers: asked calls are denied at once.
             "approval": ApprovalPolicy("yolo", workspace=workspace.work),
+            # A fresh sandbox per task: nothing to rewind, so no snapshots (agent_options may
+            # turn them back on).
+            "checkpoints": False,
             "time_limit": task.agent_timeout,
             **self.agent_options,
         }
@@ -129,7 +133,8 @@ class AgentSolver:
         try:
             # The agent stops itself at time_limit; this is the backstop for a hung engine.
             async with agent, asyncio.timeout(task.agent_timeout + 30):
-                result = await agent.run(task.instruction, on_event=count)
+                with _task_span(task.id, run_id):  # traced: the task's span parents its run
+                    result = await agent.run(task.instruction, on_event=count)
         except TimeoutError:
             out.status, out.error = "timeout", f"the agent ran past {task.agent_timeout:g} s"
         except EngineUnavailable:
@@ -165,3 +170,14 @@ class AgentSolver:
         else:
             out.trajectory = None
         return out
+
+
+def _task_span(task_id: str, run_id: str) -> contextlib.AbstractContextManager[Any]:
+    """An ``eval_task`` span around one sample's run when tracing is on (--otel)."""
+    from ..agent.tracing import default_tracing
+
+    tracing = default_tracing()
+    if tracing is None:
+        return contextlib.nullcontext()
+    attrs = {"gemma_agent.eval.task_id": task_id, "gemma_agent.eval.run_id": run_id}
+    return tracing.span(f"eval_task {task_id}", attrs)

@@ -81,11 +81,25 @@ async def _main(
         from ..agent import create_engine
 
         engine = await create_engine(args)
+    mcp: Any = None
+    mcp_notices: list[str] = []
+    agent: Any = None
     try:
-        if tools is None:
-            from ..tools import coding_tools
+        if tools is None:  # the built-in tools and those of the configured MCP servers
+            from ..tools import coding_tools, start_mcp_servers, web_tools
 
-            tools = list(coding_tools())
+            mcp, mcp_notices, _ = await start_mcp_servers(
+                getattr(args, "workspace", None) or ".",
+                trust=bool(getattr(args, "trust_mcp", None)),
+            )
+            tools = [*coding_tools(background=True), *web_tools(), *mcp.tools()]
+        from ..agent import load_hooks
+
+        hooks, hook_notices = load_hooks(
+            getattr(args, "workspace", None) or ".",
+            trust=bool(getattr(args, "trust_hooks", None)),
+        )
+        mcp_notices += hook_notices
         approval = getattr(args, "approval", None) or "auto"
         json_mode = bool(getattr(args, "json", False))
         agent = Agent(
@@ -99,6 +113,10 @@ async def _main(
             on_approval=None if json_mode or not _interactive() else _ask_on_terminal,
             approval_timeout=getattr(args, "approval_timeout", None),
             max_steps=getattr(args, "max_steps", None) or 50,
+            mode="plan" if getattr(args, "plan", None) else "default",
+            memory=getattr(args, "memory", None) is not False,  # AGENTS.md
+            skills=getattr(args, "memory", None) is not False,
+            hooks=hooks,
         )
         task: Any = getattr(args, "task", None)
         if task and media:
@@ -107,12 +125,13 @@ async def _main(
         finished: RunFinished | None = None
         # Without a terminal to ask (--json, piped stdin) asked calls are denied at once.
         async for event in agent.stream(task, session_id=getattr(args, "resume", None)):
+            view.show(event)
             if isinstance(event, RunStarted):
                 holder["session_id"] = event.session_id
-            view.show(event)
+                for note in mcp_notices:  # servers that did not start, untrusted ones
+                    view.show(Notice(note, "warning"))
             if isinstance(event, RunFinished):
                 finished = event
-        await agent.aclose()
         if finished is None:
             raise ConfigError("the run ended without a result")
         if finished.reason == "final_answer":
@@ -124,6 +143,10 @@ async def _main(
         )
         return EXIT_STOPPED
     finally:
+        if agent is not None:  # its session logs, background processes
+            await agent.aclose()
+        if mcp is not None:
+            await mcp.aclose()
         if own:
             await engine.aclose()
 

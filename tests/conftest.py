@@ -76,3 +76,16 @@ async def vllm_engine(tiny_model_path: Path) -> AsyncIterator[object]:
         yield engine
     finally:
         await engine.aclose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkpoints_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Agents checkpoint their workspaces (agent/checkpoints.py): into a temporary folder here,
+    never into the developer's cache."""
+    old = os.environ.get("GEMMA_AGENT_CHECKPOINTS")
+    os.environ["GEMMA_AGENT_CHECKPOINTS"] = str(tmp_path_factory.mktemp("checkpoints"))
+    yield
+    if old is None:
+        os.environ.pop("GEMMA_AGENT_CHECKPOINTS", None)
+    else:
+        os.environ["GEMMA_AGENT_CHECKPOINTS"] = old

@@ -17,8 +17,9 @@ from .base import (
     ToolOutput,
     tool,
 )
-from .builtin import PlanChanged, coding_tools
-from .mcp import MCPServer, MCPTool
+from .builtin import PlanChanged, ProcessInfo, coding_tools, web_tools
+from .mcp import MCPServer, MCPServers, MCPStatus, MCPTool
+from .mcp_config import MCPConfig, MCPServerConfig, load_mcp_config, start_mcp_servers
 from .recall import recall_output
 from .registry import ToolOutcome, ToolRegistry
 from .spill import SpillStore
@@ -29,10 +30,15 @@ __all__ = [
     "Decision",
     "FunctionTool",
     "InvalidArguments",
+    "MCPConfig",
     "MCPServer",
+    "MCPServerConfig",
+    "MCPServers",
+    "MCPStatus",
     "MCPTool",
     "PathOutsideWorkspace",
     "PlanChanged",
+    "ProcessInfo",
     "SpillStore",
     "Tool",
     "ToolContext",
@@ -44,6 +50,9 @@ __all__ = [
     "ToolRegistry",
     "Workspace",
     "coding_tools",
+    "load_mcp_config",
     "recall_output",
+    "start_mcp_servers",
     "tool",
+    "web_tools",
 ]

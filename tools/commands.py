@@ -438,4 +438,48 @@ def _dangerous_simple(
     return None
 
 
-__all__ = ["SimpleCommand", "dangerous_reason", "parse_commands"]
+# Commands that only read (checkpoints skip them). Conservative: anything else may write.
+_READ_ONLY = {"ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "ag", "pwd",
+              "echo", "printf", "true", "false", "stat", "file", "du", "df", "tree", "which",
+              "type", "whoami", "id", "uname", "date", "env", "printenv", "diff", "cmp", "less",
+              "more", "nl", "cut", "tr", "uniq", "basename", "dirname", "realpath", "readlink",
+              "md5sum", "sha1sum", "sha256sum", "test", "[", "jq", "column", "hostname",
+              "fd", "locate", "cd"}  # fmt: skip
+_READ_ONLY_GIT = {"status", "diff", "log", "show", "blame", "grep", "ls-files", "rev-parse",
+                  "branch", "describe", "shortlog", "ls-tree", "cat-file", "remote"}  # fmt: skip
+_FIND_WRITES = {"-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprintf", "-fls",
+                "-fprint0"}  # fmt: skip
+
+
+def read_only_command(command: str) -> bool:
+    """Whether a shell line certainly changes no file (``ls``, ``grep -r x``, ``git diff``,
+    ``cat a | wc -l``): known read-only commands, no redirect to a file, no substitution.
+    False when unsure."""
+    commands = parse_commands(command)
+    if not commands:
+        return False
+    for cmd in commands:
+        if cmd.substituted or cmd.runs_substitution or not cmd.words:
+            return False
+        if any(t not in ("/dev/null", "/dev/stdout", "/dev/stderr") for t in cmd.redirects):
+            return False
+        if set(cmd.wrapped_by) - {"time", "nice", "timeout", "command"}:
+            return False
+        name, args = cmd.words[0], cmd.words[1:]
+        if name == "git":
+            sub = next((a for a in args if not a.startswith("-")), "")
+            if sub not in _READ_ONLY_GIT or (sub == "branch" and len(args) > 1):
+                return False
+            if any(a.startswith("--output") for a in args):
+                return False
+        elif name in ("find", "sort"):
+            if name == "find" and _FIND_WRITES & set(args):
+                return False
+            if name == "sort" and any(a == "-o" or a.startswith("--output") for a in args):
+                return False
+        elif name not in _READ_ONLY:
+            return False
+    return True
+
+
+__all__ = ["SimpleCommand", "dangerous_reason", "parse_commands", "read_only_command"]

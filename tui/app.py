@@ -58,8 +58,14 @@ from .export import transcript_markdown
 from .format import error_text
 from .heap import HeapPolicy
 from .model_switch import TINY_BANNER, EngineFactory, ModelSwitch, ModelSwitcher, same_model
+from .rewind import RewindConfirm, RewindPicker, command_rewind
 from .screens import ApprovalScreen, SessionPicker
 
+INIT_TASK = (
+    "Study this repository (its layout, build and test commands, code style and conventions) "
+    "and write an AGENTS.md file at its root for coding agents: short, concrete, in Markdown "
+    "sections (Layout, Commands, Conventions). Keep what is already in AGENTS.md if it exists."
+)
 FRAME_SECONDS = 1 / 20  # deltas are painted at most once per frame
 TICK_SECONDS = 0.2  # elapsed times and the engine spinner
 QUIT_WINDOW = 2.0  # Ctrl+C twice within this many seconds quits
@@ -158,6 +164,7 @@ class GemmaApp(App[int]):
         self.approval_open = False
         self.markers: list[CompactionMarker] = []
         self.last_ctrl_c = -1e9
+        self.last_escape = -1e9  # Esc Esc on an empty prompt opens /rewind
         self.engine_started_at = 0.0
         self.engine_error: str | None = None
         self.interrupted = False
@@ -175,6 +182,10 @@ class GemmaApp(App[int]):
         self.run_ended = asyncio.Event()  # set between runs (a switch waits for it)
         self.run_ended.set()
         self.sandbox_off = sandbox_off  # why run_shell is not sandboxed (None: it is)
+        # Plan mode (Shift+Tab past the approval modes): runs may only read and plan; the
+        # approval mode to return to when the plan is accepted.
+        self.plan_mode = False
+        self.approval_before_plan: str = self.settings.approval
 
     # ---------------------------------------------------------------- layout
 
@@ -263,12 +274,14 @@ class GemmaApp(App[int]):
             variant=b.variant,
             thinking=b.thinking,
             thinking_budget=b.thinking_budget,
-            approval=b.approval,
+            approval="plan" if self.plan_mode else b.approval,
             max_steps=b.max_steps,
             sandbox_off=self.sandbox_off is not None,
         )
         if self.sandbox_off:
             note = f"Shell commands are not sandboxed: {self.sandbox_off}. Each one asks first."
+            self.add_block(NoticeBlock(note, level="warning"))
+        for note in b.take_notices():  # MCP servers that did not start, untrusted ones
             self.add_block(NoticeBlock(note, level="warning"))
         if self.resume_id:
             session_id, self.resume_id = self.resume_id, None
@@ -466,7 +479,8 @@ class GemmaApp(App[int]):
         """Consume one run's events. Never raises except on cancellation (Esc)."""
         assert self.backend is not None
         parts, self.attachments = self.attachments, []
-        stream = self.backend.stream([task, *parts] if parts else task)
+        mode = "plan" if self.plan_mode else "default"
+        stream = self.backend.stream([task, *parts] if parts else task, mode=mode)
         try:
             async with contextlib.aclosing(stream):  # type: ignore[type-var]
                 async for event in stream:
@@ -615,6 +629,8 @@ class GemmaApp(App[int]):
             case RunFinished():
                 self.finish_open_blocks()
                 self.status.set(step=event.steps or self.status.info.step)
+                if event.reason == "final_answer" and self.plan_mode:
+                    self.plan_ready()
                 if event.reason != "final_answer":
                     level: NoticeLevel = "error" if event.error else "warning"
                     text = STOP_TEXT.get(event.reason, f"Stopped: {event.reason}.")
@@ -721,7 +737,7 @@ class GemmaApp(App[int]):
             screen = self.screen
             if isinstance(screen, ApprovalScreen):
                 screen.action_decide("deny")
-            elif isinstance(screen, SessionPicker):
+            elif isinstance(screen, SessionPicker | RewindPicker | RewindConfirm):
                 screen.action_cancel()
             return
         menu = self.query_one(CommandMenu)
@@ -731,17 +747,118 @@ class GemmaApp(App[int]):
             return
         if self.running and self.run_worker_ is not None:
             self.run_worker_.cancel()
+            return
+        if not self.prompt.text.strip():
+            now = time.monotonic()
+            if now - self.last_escape <= QUIT_WINDOW:
+                self.last_escape = -1e9
+                self.run_command("rewind", "")
+            else:
+                self.last_escape = now
 
     def action_cycle_approval(self) -> None:
+        """Shift+Tab: the approval modes, then plan mode, then the first approval mode."""
+        if self.plan_mode:
+            self.set_plan_mode(False, approval=APPROVAL_MODES[0])
+            return
         current = self.status.info.approval
         index = APPROVAL_MODES.index(current) if current in APPROVAL_MODES else -1
-        self.set_approval(APPROVAL_MODES[(index + 1) % len(APPROVAL_MODES)])
+        if index == len(APPROVAL_MODES) - 1:
+            self.set_plan_mode(True)
+        else:
+            self.set_approval(APPROVAL_MODES[index + 1])
+
+    def set_plan_mode(self, on: bool, *, approval: str | None = None) -> None:
+        """Enter plan mode (only read-only tools and update_plan; the grammar enforces it), or
+        leave it for ``approval`` (default: the approval mode it was entered from)."""
+        if on == self.plan_mode:
+            return
+        if on:
+            self.approval_before_plan = self.status.info.approval
+            self.plan_mode = True
+            self.status.set(approval="plan")
+            self.notify("Plan mode: the agent reads and plans, it changes nothing", timeout=2)
+        else:
+            self.plan_mode = False
+            self.set_approval(approval or self.approval_before_plan)
+
+    def plan_ready(self) -> None:
+        items = self.plan.items
+        lines = [f"- {'[x]' if i.status == 'done' else '[ ]'} {i.text}" for i in items]
+        body = "\n".join(lines) if lines else "(the plan is the answer above)"
+        self.add_block(
+            NoticeBlock(
+                f"{body}\n\n/accept carries it out (back to {self.approval_before_plan} mode); "
+                "or write what to change and the agent plans again.",
+                title="Plan ready",
+            )
+        )
+
+    def command_context(self, backend: Backend, name: str, arg: str) -> None:
+        """/memory [edit], /skills, /init: the project context (AGENTS.md, skills)."""
+        if name == "init":
+            if self.running:
+                self.queue.append(INIT_TASK)
+            else:
+                self.start_run(INIT_TASK)
+            return
+        if name == "memory" and arg == "edit":
+            self.edit_memory()
+            return
+        context = backend.project_context()
+        if name == "memory":
+            lines = [
+                f"- `{m.path}` ({m.scope}, {m.size} characters{', cut' if m.cut else ''})"
+                for m in context.memory
+            ]
+            text = "\n".join(lines) or "No AGENTS.md memory is loaded. /init writes one."
+            self.say("**Memory**\n\n" + text, markdown=True)
+            return
+        lines = [
+            f"- **{s.name}** — {s.description}" if s.error is None else f"- ⚠ {s.error}"
+            for s in context.skills
+        ]
+        text = "\n".join(lines) or "No skills (folders with a SKILL.md in .gemma-agent/skills/)."
+        self.say("**Skills**\n\n" + text, markdown=True)
+
+    def edit_memory(self) -> None:
+        """Open the workspace's AGENTS.md in $EDITOR (the app is suspended meanwhile)."""
+        import os
+        import shlex
+        import subprocess
+
+        path = (self.workspace or Path.cwd()) / "AGENTS.md"
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            self.say(f"Set $EDITOR to edit {path} from here.", level="warning")
+            return
+        try:
+            with self.suspend():
+                subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except Exception as e:  # SuspendNotSupported (no terminal), a missing editor
+            self.say(f"Could not open {path} in {editor}: {e}", level="warning")
+            return
+        if self.backend is not None:
+            self.backend.project_context()  # read again: the next request sees the change
+        self.say(f"{path} saved; the next request uses it.")
+
+    def accept_plan(self, arg: str) -> None:
+        if not self.plan_mode:
+            self.say("Not in plan mode: Shift+Tab past yolo enters it.", level="warning")
+            return
+        self.set_plan_mode(False)
+        task = arg or "The plan is accepted: carry it out."
+        if self.backend is None or self.running or self.switch_ready:
+            self.queue.append(task)
+        else:
+            self.start_run(task)
 
     def action_cycle_thinking_display(self) -> None:
         index = THINKING_DISPLAYS.index(self.thinking_display)
         self.set_thinking_display(THINKING_DISPLAYS[(index + 1) % len(THINKING_DISPLAYS)])
 
     def set_approval(self, mode: str) -> None:
+        self.plan_mode = False  # an approval mode replaces plan mode
         if self.backend is not None:
             self.backend.set_approval(mode)
         self.status.set(approval=mode)
@@ -789,6 +906,41 @@ class GemmaApp(App[int]):
         path = pasted_path(text, self.workspace)
         return path is not None and self.attach(str(path))
 
+    def command_processes(self, backend: Backend) -> None:
+        """`/processes`: the background commands, their status, runtime and last lines."""
+        lines = []
+        for p in backend.processes():
+            code = f" ({p.exit_code})" if p.exit_code is not None else ""
+            lines.append(f"- **{p.id}** · {p.status}{code} · {p.runtime:.0f} s · `{p.command}`")
+            lines += [f"    {line}" for line in p.last_lines]
+        self.say("\n".join(lines) or "No background process.", markdown=True)
+
+    def command_mcp(self, backend: Backend, arg: str) -> None:
+        """`/mcp`: each server's state and tools; `/mcp trust`: trust the project's servers."""
+        if arg == "trust":
+            names = backend.trust_mcp()
+            if names:
+                self.say(
+                    f"Trusted the project's MCP servers ({', '.join(names)}); they start with "
+                    "the next launch of gemma-agent (remembered until the set changes)."
+                )
+            else:
+                self.say("No project MCP server waits for trust.")
+            return
+        if arg:
+            self.say("Usage: /mcp [trust]", level="warning")
+            return
+        lines = []
+        for st in backend.mcp_status():
+            tools = ", ".join(st.tools) or "no tools"
+            detail = f" — {st.detail}" if st.detail else ""
+            lines.append(f"- **{st.name}** · {st.state}{detail} · {tools}")
+        self.say(
+            "\n".join(lines)
+            or "No MCP server configured (`.mcp.json`, `[mcp_servers.NAME]` in config.toml).",
+            markdown=True,
+        )
+
     def say(self, message: str, *, level: NoticeLevel = "info", markdown: bool = False) -> None:
         self.add_block(NoticeBlock(message, level=level, markdown=markdown))
 
@@ -813,11 +965,19 @@ class GemmaApp(App[int]):
         if name == "attach":
             self.attach(arg)
             return
+        if name == "accept":
+            self.accept_plan(arg)
+            return
+        if name in ("memory", "skills", "init") and self.backend is not None:
+            self.command_context(self.backend, name, arg)
+            return
         backend = self.backend
         if backend is None:
             self.say(f"/{name} needs the engine; it is still starting.", level="warning")
             return
-        if self.running and name in ("compact", "undo-compact", "clear", "resume", "sessions"):
+        if self.running and name in (
+            "compact", "undo-compact", "clear", "resume", "sessions", "rewind"
+        ):  # fmt: skip
             self.say(f"/{name} waits for the run to end (Esc interrupts it).", level="warning")
             return
         if self.switch is not None and name == "compact":
@@ -838,10 +998,16 @@ class GemmaApp(App[int]):
                     f"- **{n}** — {d.splitlines()[0] if d else ''}" for n, d in backend.tool_list()
                 ]
                 self.say("\n".join(lines) or "No tools.", markdown=True)
+            case "mcp":
+                self.command_mcp(backend, arg)
+            case "processes":
+                self.command_processes(backend)
             case "compact":
                 self.run_worker(self.command_compact(backend, arg or None), group="command")
             case "undo-compact":
                 self.run_worker(self.command_undo(backend), group="command")
+            case "rewind":
+                self.run_worker(command_rewind(self, arg), group="command")
             case "clear":
                 backend.new_session()
                 self.clear_transcript()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..agent import Engine, EngineInfo, Message
+from ..agent import Checkpoint, Engine, EngineInfo, Message, ProjectContext, RewindResult
 from ..errors import ConfigError
 from ..events import Event, HistoryCompacted, RunStarted, ToolCallStarted
 from .format import FileBefore, call_path, read_text_file
@@ -21,6 +21,7 @@ FILE_WRITERS = ("write_file", "edit_file")  # their cards show a diff
 
 if TYPE_CHECKING:
     from ..agent import Agent
+    from ..tools import MCPConfig, MCPServers, MCPStatus, ProcessInfo
 
 
 class Backend(Protocol):
@@ -63,9 +64,9 @@ class Backend(Protocol):
         before the first task."""
         ...
 
-    def stream(self, task: str | list[Any]) -> AsyncIterator[Event]:
+    def stream(self, task: str | list[Any], *, mode: str = "default") -> AsyncIterator[Event]:
         """Run a task (text, or text + media) in the current session; RunStarted sets
-        ``session_id``."""
+        ``session_id``. ``mode``: "plan" (read-only tools and update_plan only) or "default"."""
         ...
 
     def new_session(self) -> None: ...
@@ -78,11 +79,26 @@ class Backend(Protocol):
 
     async def undo_compaction(self) -> bool: ...
 
+    async def checkpoints(self) -> list[Checkpoint]:
+        """The current session's rewind points, with what changed since each."""
+        ...
+
+    async def rewind(
+        self, to: int, *, code: bool = True, conversation: bool = True, force: bool = False,
+        dry_run: bool = False,
+    ) -> RewindResult: ...  # fmt: skip
+
+    async def undo_rewind(self) -> None: ...
+
     def set_thinking(self, on: bool, budget: int | None) -> None: ...
 
     def set_approval(self, mode: str) -> None: ...
 
     def tool_list(self) -> list[tuple[str, str]]: ...
+
+    def project_context(self) -> ProjectContext:
+        """The AGENTS.md memory and skills, read again from disk."""
+        ...
 
     def sessions(self) -> list[SessionEntry]: ...
 
@@ -100,12 +116,39 @@ class Backend(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def take_notices(self) -> list[str]:
+        """Start-up messages to show once (MCP servers that did not start, untrusted ones)."""
+        ...
+
+    def mcp_status(self) -> list[MCPStatus]:
+        """The configured MCP servers: state, why one failed, its tools."""
+        ...
+
+    def trust_mcp(self) -> list[str]:
+        """Trust the project's MCP servers (remembered); returns the names newly trusted."""
+        ...
+
+    def processes(self) -> list[ProcessInfo]:
+        """run_shell's background processes (running and ended) of this session."""
+        ...
+
 
 class AgentBackend:
     """`Backend` over a `gemma_agent.Agent` (its engine already built or built on first use)."""
 
-    def __init__(self, agent: Agent, *, thinking_budget: int | None = None) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        thinking_budget: int | None = None,
+        mcp: MCPServers | None = None,
+        mcp_config: MCPConfig | None = None,
+        notices: Sequence[str] = (),
+    ) -> None:
         self.agent = agent
+        self.mcp = mcp  # closed with the backend
+        self.mcp_config = mcp_config
+        self._notices = list(notices)
         info = agent.engine_info
         self.model = info.model if info is not None else (agent.model_name or "?")
         self.variant = info.variant if info is not None else ""
@@ -153,10 +196,14 @@ class AgentBackend:
         length = info.max_model_len if info is not None else 0
         return 0, max(length - self.agent.max_output_tokens, 0)
 
-    async def stream(self, task: str | list[Any]) -> AsyncIterator[Event]:
+    async def stream(self, task: str | list[Any], *, mode: str = "default") -> AsyncIterator[Event]:
         self._before.clear()
         stream = self.agent.stream(
-            task, session_id=self.session_id, on_emit=self._on_emit, answers_approvals=True
+            task,
+            session_id=self.session_id,
+            on_emit=self._on_emit,
+            answers_approvals=True,
+            mode=mode,  # type: ignore[arg-type]
         )  # the app answers each ApprovalRequested (modal)
         async with contextlib.aclosing(stream) as s:  # type: ignore[type-var]
             async for event in s:
@@ -202,6 +249,27 @@ class AgentBackend:
             return False
         return self.agent.history(self.session_id) != before
 
+    async def checkpoints(self) -> list[Checkpoint]:
+        if self.session_id is None:
+            return []
+        return await self.agent.checkpoints(self.session_id)
+
+    async def rewind(
+        self, to: int, *, code: bool = True, conversation: bool = True, force: bool = False,
+        dry_run: bool = False,
+    ) -> RewindResult:  # fmt: skip
+        if self.session_id is None:
+            raise ConfigError("Nothing to rewind yet: the session starts with the first task.")
+        return await self.agent.rewind(
+            self.session_id, to=to, code=code, conversation=conversation, force=force,
+            dry_run=dry_run,
+        )  # fmt: skip
+
+    async def undo_rewind(self) -> None:
+        if self.session_id is None:
+            raise ConfigError("Nothing to undo yet.")
+        await self.agent.undo_rewind(self.session_id, force=True)  # the TUI showed the diff
+
     async def _ensure_open(self) -> None:
         """A resumed session is loaded by the agent on its next run; load it for commands too."""
         if self.session_id is not None:
@@ -219,6 +287,9 @@ class AgentBackend:
             self.agent.policy = ApprovalPolicy.for_project(self.agent.workspace, mode)  # type: ignore[arg-type]
         else:
             policy.mode = mode
+
+    def project_context(self) -> ProjectContext:
+        return self.agent.reload_context()
 
     def tool_list(self) -> list[tuple[str, str]]:
         registry = self.agent.registry
@@ -255,7 +326,31 @@ class AgentBackend:
         )
 
     async def aclose(self) -> None:
-        await self.agent.aclose()
+        try:
+            await self.agent.aclose()
+        finally:
+            if self.mcp is not None:
+                await self.mcp.aclose()
+
+    def take_notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
+
+    def mcp_status(self) -> list[MCPStatus]:
+        return self.mcp.status() if self.mcp is not None else []
+
+    def trust_mcp(self) -> list[str]:
+        if self.mcp_config is None:
+            return []
+        return [c.name for c in self.mcp_config.trust()]
+
+    def processes(self) -> list[ProcessInfo]:
+        found: list[ProcessInfo] = []
+        for tool in self.agent.registry:
+            group = getattr(tool, "processes", None)
+            if group is not None and hasattr(group, "list"):
+                found += group.list()
+        return found
 
 
 def _when(modified: float | None) -> str:

@@ -26,11 +26,18 @@ COMMANDS: tuple[Command, ...] = (
     Command("think", "on|off|budget N|full|collapsed|hidden", "thinking on/off, budget, display"),
     Command("compact", "[focus]", "compact the history now (optionally keep a focus)"),
     Command("undo-compact", "", "revert the last compaction"),
+    Command("rewind", "[undo]", "go back to an earlier message: code, conversation or both"),
     Command("clear", "", "start a new session with an empty transcript"),
     Command("model", "[NAME|PATH] [--variant V]", "show or switch the model (keeps the chat)"),
     Command("tools", "", "list the tools the agent can call"),
+    Command("mcp", "[trust]", "MCP servers: state and tools; trust the project's servers"),
+    Command("processes", "", "run_shell's background processes: status, runtime, last lines"),
     Command("approval", "read-only|ask|auto|yolo", "set the approval mode"),
     Command("plan", "", "show or hide the plan panel"),
+    Command("accept", "[note]", "accept the plan (plan mode) and carry it out"),
+    Command("memory", "[edit]", "show the AGENTS.md memory loaded (edit: open it in $EDITOR)"),
+    Command("init", "", "have the agent study the repository and write AGENTS.md"),
+    Command("skills", "", "list the skills (and the malformed ones, with why)"),
     Command("sessions", "", "pick a saved session to resume"),
     Command("resume", "ID", "resume a saved session"),
     Command("save", "", "save the session now and show its id"),
@@ -144,7 +151,8 @@ def help_text() -> str:
         "",
         "- `Enter` send · `Shift+Enter` / `Ctrl+J` new line · `↑`/`↓` input history",
         "- `Esc` interrupt the running step · `Ctrl+C` twice quit",
-        "- `Shift+Tab` cycle the approval mode · `Ctrl+T` cycle the thinking display",
+        "- `Shift+Tab` cycle the approval mode, then plan mode · `Ctrl+T` cycle the thinking "
+        "display",
         "- `Tab` from the prompt selects the newest thinking block, tool card or compaction "
         "marker; `↑`/`↓` move, `Enter`/`Space` or a click opens it, `PgUp`/`PgDn` scroll",
     ]

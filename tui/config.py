@@ -79,6 +79,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix or delete the file") from e
+    data.pop("mcp_servers", None)  # read by gemma_agent.tools.load_mcp_config
+    data.pop("web_fetch", None)  # read by gemma_agent.tools.web_tools (the user's file only)
     thinking = data.pop("thinking", None)
     if isinstance(thinking, dict):
         for sub, value in thinking.items():

@@ -84,6 +84,9 @@ class EngineRequest:
     media: Sequence[MediaItem] = ()
     request_id: str | None = None
     cache_salt: str | None = None
+    # Which requests belong together (the session id): a multi-replica engine keeps them on
+    # one replica, where their shared prefix is cached. None: no affinity.
+    routing_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

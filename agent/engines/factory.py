@@ -45,6 +45,7 @@ class EngineConfig:
     engine: str = "vllm"  # "vllm" or "http"
     base_url: list[str] = field(default_factory=list)
     api_key: str | None = None
+    routing: str = "affinity"  # over --base-url replicas: "affinity" or "least-in-flight"
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     kv_cache_dtype: str | None = None
@@ -251,8 +252,16 @@ async def _create_http(cfg: EngineConfig) -> Engine:
         api_key=cfg.api_key or os.environ.get("VLLM_API_KEY"),
         max_model_len=cfg.max_model_len,
         supports_grammar=cfg.grammar,
+        policy=_routing_policy(cfg.routing),
         **_http_media(resolved),
     )
+
+
+def _routing_policy(name: str) -> Any:
+    policy = name.replace("-", "_")
+    if policy not in ("affinity", "least_in_flight"):
+        raise ConfigError(f"--routing must be affinity or least-in-flight, not {name!r}")
+    return policy
 
 
 def _http_media(resolved: ResolvedModel) -> dict[str, Any]:

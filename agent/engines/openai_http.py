@@ -6,11 +6,18 @@ budgets and prefix caching behave exactly as with the embedded engine. Start the
 ``--enable-prompt-tokens-details`` to get cached-token counts, and with the llguidance backend
 (``--structured-outputs-config.backend guidance``) for tool-call grammars.
 
-Resilience: connection errors, 429 and 5xx are retried with exponential backoff and jitter
-(``Retry-After`` honoured); other 4xx are not. A stream that drops mid-way is resumed as an
-append (prompt + what was already received) unless a grammar is active, where a resume would
-restart the grammar. With several base URLs each request goes to the replica with the fewest
-requests in flight.
+Resilience: connection errors, hangs (read timeouts), 429 and 5xx are retried with exponential
+backoff and jitter (``Retry-After`` honoured); other 4xx are not. A stream that drops mid-way, or
+sends an event we cannot read, is resumed as an append (prompt + what was already received)
+unless a grammar is active, where a resume would restart the grammar. The event stream is read
+with ``httpx-sse`` (lines end only at CR, LF and CRLF, as SSE says: token texts may hold U+2028).
+
+Routing (``routing.py``): each request carries a routing key (``EngineRequest.routing_key``, the
+session id), sent as the ``x-session-id`` header for a router in front of the replicas. With
+several base URLs the key picks its replica by rendezvous hashing over the healthy ones, so a
+session's steps (and their re-decodes and retries) find their prefix cache; a replica that fails
+is taken out, probed again with backoff, and only its sessions move. When every attempt failed
+and no replica is left, the request ends with ``EngineUnavailable``.
 
 Images and audio (``EngineRequest.media``) go to vLLM's token-in endpoint
 ``/inference/v1/generate`` instead, which takes the same prompt ids plus the media as data URLs
@@ -33,15 +40,16 @@ import logging
 import random
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from ...errors import ConfigError, EngineRequestFailed, EngineUnavailable
 from ...prompts.tokens import Tokenizer
 from . import segments
 from .base import EngineDelta, EngineInfo, EngineRequest, FinishReason, MediaItem
+from .routing import Policy, Replica, Router
 from .segments import Chunk
 
 log = logging.getLogger(__name__)
@@ -57,21 +65,34 @@ SCALE_OUT_FIX = (
 _MEDIA_REFUSED = re.compile(r"At most \d+ \w+\(s\) may be provided|is not a multimodal model")
 
 
-@dataclass(slots=True)
-class _Replica:
-    url: str
-    in_flight: int = 0
-    served_model: str = ""
+SESSION_HEADER = "x-session-id"  # the routing key, for a router in front of the replicas
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    """The request did not start; another attempt may work. ``take_out``: the replica failed
+    (not merely busy) and leaves the rotation for a while."""
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, take_out: bool = True
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.take_out = take_out
+        self.replica: Replica | None = None
 
 
 class _Dropped(Exception):
     """The stream broke after some chunks arrived."""
+
+    take_out = True
+    retry_after = None
+    replica: Replica | None = None
+
+
+class _Malformed(_Dropped):
+    """An event we cannot read: resumed like a drop, the replica stays in."""
+
+    take_out = False
 
 
 class OpenAIHTTPEngine:
@@ -101,10 +122,25 @@ class OpenAIHTTPEngine:
         transport: httpx.AsyncBaseTransport | None = None,
         modalities: Iterable[str] = ("image", "audio"),
         image_soft_tokens: int = 280,
+        policy: Policy = "affinity",
+        balance_abs_threshold: int = 16,
+        balance_rel_threshold: float = 1.5,
+        down_s: float = 1.0,
+        max_down_s: float = 30.0,
     ) -> None:
         if not base_urls:
             raise ConfigError("give at least one --base-url (e.g. http://localhost:8000)")
-        self._replicas = [_Replica(_normalize(u)) for u in base_urls]
+        self._router = Router(
+            [_normalize(u) for u in base_urls],
+            policy=policy,
+            balance_abs_threshold=balance_abs_threshold,
+            balance_rel_threshold=balance_rel_threshold,
+            down_s=down_s,
+            max_down_s=max_down_s,
+        )
+        self._replicas = self._router.replicas
+        self._probes: set[asyncio.Task[None]] = set()
+        self._probe_timeout = httpx.Timeout(min(read_timeout_s, 5.0), connect=connect_timeout_s)
         self.tokenizer = tokenizer
         self._model = model
         self._retries = retries
@@ -116,7 +152,6 @@ class OpenAIHTTPEngine:
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
             transport=transport,
         )
-        self._rr = 0
         self.info = EngineInfo(
             model=model or self._replicas[0].url,
             variant=variant,
@@ -184,7 +219,18 @@ class OpenAIHTTPEngine:
     def in_flight(self) -> dict[str, int]:
         return {r.url: r.in_flight for r in self._replicas}
 
+    def sent(self) -> dict[str, int]:
+        """Requests sent to each replica so far (retries and resumes included)."""
+        return {r.url: r.sent for r in self._replicas}
+
+    def healthy(self) -> dict[str, bool]:
+        """Which replicas are in the rotation (a failed one is out until a probe answers)."""
+        return {r.url: r.healthy for r in self._replicas}
+
     async def aclose(self) -> None:
+        for task in self._probes:
+            task.cancel()
+        await asyncio.gather(*self._probes, return_exceptions=True)
         await self._client.aclose()
 
     async def __aenter__(self) -> OpenAIHTTPEngine:
@@ -227,7 +273,7 @@ class OpenAIHTTPEngine:
                 # request's prompt; report the request's own (media-expanded) length.
                 appended = len(prompt_ids) - len(ids) + len(received)
                 try:
-                    async for chunk in self._post_stream(body, parts):
+                    async for chunk in self._post_stream(body, parts, request.routing_key):
                         received += chunk.token_ids
                         if appended and chunk.prompt_tokens is not None:
                             chunk = dataclasses.replace(
@@ -236,19 +282,31 @@ class OpenAIHTTPEngine:
                         yield chunk
                         if chunk.finish_reason is not None:
                             return
-                    raise _Dropped("the stream ended without a finish reason")
+                    raise AssertionError("unreachable: _post_stream ends with a finish reason")
                 except (_Retryable, _Dropped) as e:
                     attempt += 1
+                    failed = e.replica
+                    if failed is not None and e.take_out:
+                        self._router.failed(failed, str(e))
                     if isinstance(e, _Dropped) and received and request.grammar is not None:
                         raise EngineRequestFailed(
                             f"the server's stream broke mid-way ({e}); with a grammar it cannot "
                             "be resumed, retry the request"
                         ) from e
                     if attempt > self._retries:
+                        if self._router.all_down():
+                            raise EngineUnavailable(
+                                f"gave up after {attempt} attempts, no replica answers: {e}. "
+                                "Check that vllm serve is running at "
+                                f"{', '.join(r.url for r in self._replicas)}"
+                            ) from e
                         raise EngineRequestFailed(
                             f"gave up after {attempt} attempts: {e}. Check the server logs"
                         ) from e
-                    delay = self._delay(attempt, getattr(e, "retry_after", None))
+                    if failed is not None and e.take_out and self._router.others_healthy(failed):
+                        delay = 0.0  # fail over at once: another replica is in the rotation
+                    else:
+                        delay = self._delay(attempt, e.retry_after)
                     log.warning("HTTP engine: %s; retry %d in %.2fs", e, attempt, delay)
                     await asyncio.sleep(delay)
 
@@ -299,11 +357,26 @@ class OpenAIHTTPEngine:
 
         return [self.tokenizer.control_id(m) for m in T.STOP_MARKERS]
 
-    def _pick(self) -> _Replica:
-        low = min(r.in_flight for r in self._replicas)
-        ties = [r for r in self._replicas if r.in_flight == low]
-        self._rr += 1
-        return ties[self._rr % len(ties)]
+    def _start_probes(self) -> None:
+        """Probe the replicas whose time out is over (in the background)."""
+        for replica in self._router.due():
+            replica.probing = True
+            task = asyncio.create_task(self._probe(replica))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, replica: Replica) -> None:
+        try:
+            resp = await self._client.get(f"{replica.url}/v1/models", timeout=self._probe_timeout)
+            ok, why = resp.status_code == 200, f"probe answered HTTP {resp.status_code}"
+        except httpx.HTTPError as e:
+            ok, why = False, f"probe: {type(e).__name__}"
+        finally:
+            replica.probing = False
+        if ok:
+            self._router.succeeded(replica)
+        else:
+            self._router.failed(replica, why)
 
     async def _generate_body(
         self, url: str, body: dict[str, Any], parts: list[dict[str, str]]
@@ -342,10 +415,13 @@ class OpenAIHTTPEngine:
         return out
 
     async def _post_stream(
-        self, body: dict[str, Any], parts: list[dict[str, str]]
+        self, body: dict[str, Any], parts: list[dict[str, str]], key: str | None = None
     ) -> AsyncGenerator[Chunk, None]:
-        replica = self._pick()
+        self._start_probes()
+        replica = self._router.pick(key)
         replica.in_flight += 1
+        replica.sent += 1
+        headers = {SESSION_HEADER: key} if key is not None else None
         got_any = False
         try:
             try:
@@ -354,20 +430,30 @@ class OpenAIHTTPEngine:
                     path = GENERATE_PATH
                     payload = await self._generate_body(replica.url, body, parts)
                 async with self._client.stream(
-                    "POST", f"{replica.url}{path}", json=payload
+                    "POST", f"{replica.url}{path}", json=payload, headers=headers
                 ) as resp:
                     if resp.status_code != 200:
                         await resp.aread()
                         _raise_for_status(replica.url, resp, path)
+                    self._router.succeeded(replica)
                     async for chunk in _sse_chunks(resp):
                         got_any = True
                         yield chunk
+                        if chunk.finish_reason is not None:
+                            return
+                    # A clean end without one: the server is alive, the stream was not right.
+                    raise _Malformed(f"{replica.url}: the stream ended without a finish reason")
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 raise _Retryable(f"cannot connect to {replica.url} ({type(e).__name__})") from e
-            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout) as e:
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
                 if got_any:
-                    raise _Dropped(f"{type(e).__name__}: {e}") from e
+                    raise _Dropped(f"{replica.url}: {type(e).__name__}: {e}") from e
                 raise _Retryable(f"{replica.url}: {type(e).__name__}: {e}") from e
+            except httpx.DecodingError as e:
+                raise _Malformed(f"{replica.url} sent an unreadable body: {e}") from e
+        except (_Retryable, _Dropped) as e:
+            e.replica = replica
+            raise
         finally:
             replica.in_flight -= 1
 
@@ -419,7 +505,10 @@ def _raise_for_status(url: str, resp: httpx.Response, path: str = "/v1/completio
             retry_after = float(ra) if ra is not None else None
         except ValueError:
             retry_after = None
-        raise _Retryable(f"{url} answered HTTP {code}: {message}", retry_after)
+        # 429: alive but busy, it stays in the rotation; 5xx: taken out for a while.
+        raise _Retryable(
+            f"{url} answered HTTP {code}: {message}", retry_after, take_out=code != 429
+        )
     if code in (401, 403):
         raise EngineUnavailable(f"{url} refused our API key (HTTP {code}): check --api-key")
     if code == 404:
@@ -444,43 +533,68 @@ def _raise_for_media_status(url: str, code: int, message: Any, path: str) -> Non
 
 async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[Chunk]:
     """Server-sent events of /v1/completions or /inference/v1/generate as Chunks (usage
-    arrives in the last event, and in every event with ``continuous_usage_stats``)."""
+    arrives in the last event, and in every event with ``continuous_usage_stats``).
+
+    An event we cannot read raises `_Malformed` (resumed or retried by the caller)."""
     pending: Chunk | None = None
-    async for line in resp.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
+    try:
+        async for sse in EventSource(resp).aiter_sse():
+            data = sse.data.strip()
+            if data == "[DONE]":
+                break
+            if not data:
+                continue
+            chunk, usage = _read_event(data)
+            if chunk is not None:
+                if chunk.finish_reason is not None:
+                    # Hold the finishing chunk back until the usage event (cached tokens).
+                    pending = chunk
+                    continue
+                yield chunk
+            if usage is not None and pending is not None:
+                cached, prompt_tokens = usage
+                yield Chunk(
+                    pending.token_ids,
+                    pending.finish_reason,
+                    cached,
+                    prompt_tokens if prompt_tokens is not None else pending.prompt_tokens,
+                )
+                pending = None
+    except SSEError as e:
+        raise EngineRequestFailed(
+            f"{resp.request.url} did not answer with an event stream ({e}): is this vllm serve?"
+        ) from e
+    if pending is not None:
+        yield pending
+
+
+def _read_event(data: str) -> tuple[Chunk | None, tuple[int, int | None] | None]:
+    """One event's data: the choice as a Chunk, and (cached, prompt tokens) if it has usage."""
+    try:
         event = json.loads(data)
-        if "error" in event:
-            raise EngineRequestFailed(f"the server failed the request: {event['error']}")
+    except ValueError as e:
+        raise _Malformed(f"the server sent an event that is not JSON ({e}): {data[:120]!r}") from e
+    if not isinstance(event, dict):
+        raise _Malformed(f"the server sent an event that is not an object: {data[:120]!r}")
+    if "error" in event:
+        raise EngineRequestFailed(f"the server failed the request: {event['error']}")
+    try:
         usage = event.get("usage")
         prompt = usage.get("prompt_tokens") if isinstance(usage, Mapping) else None
         prompt_tokens = int(prompt) if isinstance(prompt, int) else None
+        chunk = None
         choices = event.get("choices") or []
         if choices:
             c = choices[0]
-            ids = list(c.get("token_ids") or [])
-            finish = _finish(c.get("finish_reason"))
-            chunk = Chunk(ids, finish, prompt_tokens=prompt_tokens)
-            if finish is not None:
-                # Hold the finishing chunk back until the usage event (cached tokens).
-                pending = chunk
-                continue
-            yield chunk
-        if usage is not None and pending is not None:
-            details = usage.get("prompt_tokens_details") or {}
-            cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-            yield Chunk(
-                pending.token_ids,
-                pending.finish_reason,
-                int(cached or 0),
-                prompt_tokens if prompt_tokens is not None else pending.prompt_tokens,
-            )
-            pending = None
-    if pending is not None:
-        yield pending
+            ids = [int(t) for t in c.get("token_ids") or []]
+            chunk = Chunk(ids, _finish(c.get("finish_reason")), prompt_tokens=prompt_tokens)
+        if not isinstance(usage, Mapping):
+            return chunk, None
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+        return chunk, (int(cached or 0), prompt_tokens)
+    except (AttributeError, LookupError, TypeError, ValueError) as e:
+        raise _Malformed(f"the server sent an event we cannot read ({e}): {data[:120]!r}") from e
 
 
 def _finish(reason: Any) -> FinishReason | None:

@@ -19,7 +19,7 @@ VENV_BIN = Path(sys.executable).parent
 def test_import_does_not_pull_heavy_modules() -> None:
     code = (
         "import sys, json, gemma_agent\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'vllm', 'textual', 'transformers'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'vllm', 'textual', 'transformers', 'opentelemetry'})\n"
         "print(json.dumps(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

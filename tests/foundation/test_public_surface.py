@@ -16,21 +16,25 @@ SURFACE = {
         event_to_dict""",
     "gemma_agent.errors": """AgentError ConfigError EngineError EngineRequestFailed
         EngineUnavailable RenderError""",
-    "gemma_agent.agent": """Agent Attachment Audio Engine EngineConfig EngineInfo Image
-        MEDIA_SUFFIXES Message ModelPreset ModelTurn PRESETS RunResult SessionSummary
-        SummaryMessage ToolCall ToolResult TurnUsage UserMessage create_engine
-        describe_attachment find_preset load_media model_problem saved_model""",
+    "gemma_agent.agent": """Agent Attachment Audio Checkpoint Engine EngineConfig EngineInfo
+        FileChange Hooks Image MemoryFile ProjectContext RewindConflict RewindResult
+        MEDIA_SUFFIXES Message ModelPreset ModelTurn PRESETS RunResult SessionSummary Step
+        SummaryMessage ToolCall ToolResult Tracing TurnUsage UserMessage create_engine
+        describe_attachment find_preset instrument_all load_hooks load_media model_problem
+        read_steps
+        saved_model""",
     "gemma_agent.agent.compaction": """AutoCompaction ClearOldToolResults ClipToolOutputs
         Compaction CompactionChain CompactionContext CompactionLedger CompactionState Compactor
         DEFAULT_TOOL_ROLES DropOldest LedgerEntry SpillSink SummarizeOldTurns Tier ToolRoles
         compute_facts default_compactor fit_fresh_results render_facts""",
-    "gemma_agent.tools": """ApprovalPolicy Decision FunctionTool InvalidArguments MCPServer
-        MCPTool PathOutsideWorkspace PlanChanged SpillStore Tool ToolContext ToolError
-        ToolMedia ToolNotice ToolOutcome ToolOutput ToolRegistry Workspace coding_tools
-        recall_output tool""",
-    "gemma_agent.tools.builtin": """PlanChanged PlanItem RunShell coding_tools edit_file glob
-        grep interpreter_binds list_dir media_tools read_file sandbox_mounts sandbox_status
-        update_plan view_image write_file""",
+    "gemma_agent.tools": """ApprovalPolicy Decision FunctionTool InvalidArguments MCPConfig
+        MCPServer MCPServerConfig MCPServers MCPStatus MCPTool PathOutsideWorkspace PlanChanged
+        ProcessInfo SpillStore Tool ToolContext ToolError ToolMedia ToolNotice ToolOutcome ToolOutput
+        ToolRegistry Workspace coding_tools load_mcp_config recall_output start_mcp_servers
+        tool web_tools""",
+    "gemma_agent.tools.builtin": """PlanChanged PlanItem ProcessInfo RunShell WebFetch coding_tools
+        edit_file glob grep interpreter_binds list_dir media_tools read_file sandbox_mounts
+        sandbox_status update_plan view_image web_tools write_file""",
     "gemma_agent.prompts": """ContentDelta ParseEvent ParsedOutput ParsedToolCall
         ReasoningDelta StreamParser TEMPLATE_HASHES ToolCallArgsDelta ToolCallEnd
         ToolCallStart VALID_VARIANTS family_from_template history_to_dicts normalize_schema
@@ -40,6 +44,8 @@ SURFACE = {
         SampleResult Shard SolveOutcome Solver Suite Task Workspace grade load_suite
         merge_outputs pass_at_k read_results run_suite select_tasks summarize""",
     "gemma_agent.headless": "run_headless",
+    "gemma_agent.evals.export": """FORMATS Format RewardHook Source resolve_tokenizer segments
+        sequence sources trajectories write_export""",
 }
 
 

@@ -49,7 +49,10 @@ async def test_help_think_approval_plan_tools_model(tmp_path: Path) -> None:
         assert app.status.info.approval == "yolo"
         await send(pilot, "/approval sometimes")
         assert "Usage: /approval" in notices(app)[-1]
-        await pilot.press("shift+tab")  # yolo -> read-only
+        await pilot.press("shift+tab")  # yolo -> plan
+        assert app.plan_mode and app.status.info.approval == "plan"
+        await pilot.press("shift+tab")  # plan -> read-only
+        assert not app.plan_mode
         assert backend.agent.policy.mode == "read-only"  # type: ignore[attr-defined]
         await send(pilot, "/plan")
         assert app.plan.display

@@ -25,7 +25,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -188,6 +188,21 @@ class ShellArgs(BaseModel):
     )
 
 
+class BackgroundShellArgs(ShellArgs):
+    background: bool = Field(
+        default=False,
+        description="Start a long-running command (dev server, watcher, long test run) and "
+        "return its id at once; read its output with shell_output, stop it with shell_kill. "
+        "The timeout does not apply.",
+    )
+
+
+_BACKGROUND = """
+
+With background: true the command keeps running after the call returns (an id such as bg1):
+read what it printed since the last read with shell_output, stop it with shell_kill. All
+background commands stop when the session ends."""
+
 _DESCRIPTION = """Run a bash command in the workspace folder and return its exit code and output.
 
 stdout and stderr are merged; long output keeps its beginning and end (the middle can be read with
@@ -220,14 +235,27 @@ class RunShell(Tool):
         hide: Sequence[str] = (),
         show: Sequence[str] = (),
         rules: SandboxRules | None = None,
+        background: bool = False,
+        max_background: int = 4,
     ) -> None:
         """``env``: variables set for every command. ``pass_env``: names (or globs) of our
         variables passed on besides the allow-list; ``hide``/``show``: paths hidden besides the
         default secrets / default ones left visible. ``rules``: the same as one object; by default
-        the user's ``~/.config/gemma-agent/sandbox.toml`` (see docs/sandbox.md)."""
+        the user's ``~/.config/gemma-agent/sandbox.toml`` (see docs/sandbox.md). ``background``:
+        commands may run in the background (``background_tools()`` reads and stops them; at
+        most ``max_background`` at once; `aclose` kills them all)."""
         if sandbox not in ("auto", "bwrap", "none"):
             raise ConfigError(f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r}")
-        super().__init__()
+        if background:
+            from .background import BackgroundProcesses
+
+            super().__init__(args_model=BackgroundShellArgs, description=_DESCRIPTION + _BACKGROUND)
+            self.processes: BackgroundProcesses | None = BackgroundProcesses(
+                max_running=max_background, output_chars=output_chars
+            )
+        else:
+            super().__init__()
+            self.processes = None
         if sandbox == "bwrap":
             status = sandbox_status()
             if not status.available:
@@ -283,13 +311,27 @@ class RunShell(Tool):
         )
         return _without_our_preloads(env)
 
-    def _limited(self, command: str, timeout: int) -> list[str]:
+    def background_tools(self) -> list[Tool]:
+        """``shell_output`` and ``shell_kill`` for this tool's background commands."""
+        if self.processes is None:
+            raise ConfigError("background_tools() needs RunShell(background=True)")
+        from .background import ShellKill, ShellOutput
+
+        return [ShellOutput(self.processes), ShellKill(self.processes)]
+
+    async def aclose(self) -> None:
+        """Kill the background commands (with their process groups)."""
+        if self.processes is not None:
+            await self.processes.aclose()
+
+    def _limited(self, command: str, timeout: int | None) -> list[str]:
         # Resource limits are set by the shell (setrlimit through `ulimit`) before it execs the
         # command: safe in a threaded process, unlike preexec_fn.
-        cpu = self.cpu_seconds or timeout + 30
+        cpu = self.cpu_seconds or (timeout + 30 if timeout is not None else None)
         blocks = max(1, self.max_file_bytes // 1024)
+        cpu_limit = f"ulimit -S -t {cpu} 2>/dev/null; " if cpu else ""
         prelude = (
-            f"ulimit -S -c 0 2>/dev/null; ulimit -S -t {cpu} 2>/dev/null; "
+            f"ulimit -S -c 0 2>/dev/null; {cpu_limit}"
             f'ulimit -S -f {blocks} 2>/dev/null; exec /bin/bash -c "$1"'
         )
         return ["/bin/bash", "-c", prelude, "run_shell", command]
@@ -297,14 +339,20 @@ class RunShell(Tool):
     async def execute(self, args: ShellArgs, ctx: ToolContext[Any]) -> ToolOutput:
         workspace = ctx.files.root
         sandboxed = await self._use_bwrap(ctx)
+        background = bool(getattr(args, "background", False)) and self.processes is not None
+        limited = self._limited(args.command, None if background else args.timeout)
         if sandboxed:
-            argv = [
-                *bwrap_args(workspace, network=self.network, rules=self.rules),
-                "--",
-                *self._limited(args.command, args.timeout),
-            ]
+            argv = [*bwrap_args(workspace, network=self.network, rules=self.rules), "--", *limited]
         else:
-            argv = self._limited(args.command, args.timeout)
+            argv = limited
+        if background and self.processes is not None:
+            return await self.processes.start(
+                argv,
+                cwd=workspace,
+                env=self._environment(workspace),
+                command=args.command,
+                spill=ctx.spill,
+            )
         # Our own pipe rather than asyncio's: proc.wait() then waits for the process only, and
         # we decide when to stop reading (a background child may hold the write end).
         read_fd, write_fd = os.pipe()
@@ -397,7 +445,11 @@ def pipe_holders(fd: int) -> list[int]:
     return holders
 
 
-async def _pump(fd: int, collector: _Collector) -> None:
+class _Feed(Protocol):
+    def feed(self, text: str) -> None: ...
+
+
+async def _pump(fd: int, collector: _Feed) -> None:
     """Read the merged output until EOF; closes ``fd`` when done or cancelled."""
     loop = asyncio.get_running_loop()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

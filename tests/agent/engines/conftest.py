@@ -3,6 +3,7 @@ multimodal model with the token-in media endpoint, once per module that asks for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 API_KEY = "test-key"
+SSE = {"content-type": "text/event-stream"}  # what vllm serve answers a stream with
 
 
 def _free_port() -> int:
@@ -87,6 +89,16 @@ def vllm_mm_server() -> Iterator[str]:
 
 
 def _serve(model: Path, extra: Sequence[str] = ()) -> Iterator[str]:
+    with serving(model, extra) as (url, _proc):
+        yield url
+
+
+@contextlib.contextmanager
+def serving(
+    model: Path, extra: Sequence[str] = (), host: str = "127.0.0.1"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A `vllm serve` process of ``model`` on ``host`` (loopback): its URL and process,
+    stopped (its whole process group) on exit."""
     from gemma_agent.agent.engines.vllm import vllm_installed
 
     if not vllm_installed():
@@ -96,14 +108,16 @@ def _serve(model: Path, extra: Sequence[str] = ()) -> Iterator[str]:
     port = _free_port()
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1")
     log = open(model.parent / f"vllm-serve-{port}.log", "wb")  # noqa: SIM115
+    command = serve_command(model, port, extra)
+    command[command.index("--host") + 1] = host
     proc = subprocess.Popen(
-        serve_command(model, port, extra),
+        command,
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,  # its own process group: stopped as a whole below
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -118,15 +132,20 @@ def _serve(model: Path, extra: Sequence[str] = ()) -> Iterator[str]:
             if time.monotonic() > deadline:
                 pytest.fail(f"vllm serve did not come up in 300 s; see {log.name}")
             time.sleep(0.5)
-        yield url
+        yield url, proc
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        kill_group(proc, signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc, signal.SIGKILL)
             proc.wait(10)
         log.close()
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal a server and its workers (its process group), if still there."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass

@@ -15,7 +15,7 @@ from gemma_agent.prompts import tokens as T
 from gemma_agent.prompts.grammar import tool_call_grammar
 
 from .callsyntax import read_calls
-from .conftest import API_KEY
+from .conftest import API_KEY, SSE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -159,7 +159,7 @@ async def test_503_then_success_is_retried(tokenizer) -> None:
         calls.append(json.loads(req.content))
         if len(calls) == 1:
             return httpx.Response(503, json={"error": {"message": "warming up"}})
-        return httpx.Response(200, content=_sse(_completion([*word, 14], cached=64)))
+        return httpx.Response(200, content=_sse(_completion([*word, 14], cached=64)), headers=SSE)
 
     engine = await _engine(tokenizer, handler)
     deltas = await collect(engine, EngineRequest(prompt(tokenizer, "hi"), max_tokens=9))
@@ -203,7 +203,7 @@ async def test_persistent_5xx_gives_up_after_the_retries(tokenizer) -> None:
         return httpx.Response(502, text="bad gateway")
 
     engine = await _engine(tokenizer, handler, retries=2)
-    with pytest.raises(EngineRequestFailed, match="gave up after 3 attempts"):
+    with pytest.raises(EngineUnavailable, match="gave up after 3 attempts, no replica answers"):
         await collect(engine, EngineRequest(prompt(tokenizer, "hi")))
     await engine.aclose()
     assert calls == 3
@@ -228,8 +228,8 @@ async def test_dropped_stream_resumes_as_an_append(tokenizer) -> None:
         bodies.append(json.loads(req.content))
         if len(bodies) == 1:
             first = _sse(_completion(a + b)[:1]).removesuffix(b"data: [DONE]\n\n")
-            return httpx.Response(200, stream=_Broken(first))
-        return httpx.Response(200, content=_sse(_completion([*b, 14])))
+            return httpx.Response(200, stream=_Broken(first), headers=SSE)
+        return httpx.Response(200, content=_sse(_completion([*b, 14])), headers=SSE)
 
     engine = await _engine(tokenizer, handler)
     ids = prompt(tokenizer, "hi")
@@ -246,7 +246,7 @@ async def test_dropped_stream_with_a_grammar_fails_the_request(tokenizer) -> Non
         if req.url.path == "/v1/models":
             return _models()
         first = _sse(_completion(tokenizer.encode("abc"))[:1]).removesuffix(b"data: [DONE]\n\n")
-        return httpx.Response(200, stream=_Broken(first))
+        return httpx.Response(200, stream=_Broken(first), headers=SSE)
 
     engine = await _engine(tokenizer, handler)
     with pytest.raises(EngineRequestFailed, match="cannot be resumed"):
@@ -267,7 +267,7 @@ async def test_replicas_are_chosen_by_fewest_in_flight(tokenizer) -> None:
         if req.url.path == "/v1/models":
             return _models()
         hosts.append(req.url.host)
-        return httpx.Response(200, stream=_Slow())
+        return httpx.Response(200, stream=_Slow(), headers=SSE)
 
     engine = await _engine(tokenizer, handler, urls=["http://a", "http://b", "http://c/v1"])
     tasks = [

@@ -30,7 +30,7 @@ from PIL import Image as PILImage
 
 from ..media.conftest import make_png, make_wav
 from ..media.test_vllm import hf_expanded_length, noise_png
-from .conftest import API_KEY
+from .conftest import API_KEY, SSE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -272,7 +272,9 @@ async def test_media_go_to_generate_with_the_completions_sampling_and_503_is_ret
         generates.append(body)
         if len(generates) == 1:
             return httpx.Response(503, json={"error": {"message": "warming up"}})
-        return httpx.Response(200, content=_generated([*word, 1], prompt_tokens=412, cached=96))
+        return httpx.Response(
+            200, content=_generated([*word, 1], prompt_tokens=412, cached=96), headers=SSE
+        )
 
     engine = await _mock_engine(tok, handler)
     ids = [
