@@ -5,12 +5,15 @@ gemma-agent run "task"           headless run (rich output, or --json events)
 gemma-agent eval SUITE           scripted eval run on coding tasks
 gemma-agent eval-merge DIR...    merge sharded eval outputs
 gemma-agent eval-compare A B     compare two eval runs (CIs, paired test)
+gemma-agent replay PATH|ID       a saved session or eval trajectory in the TUI, read-only
 gemma-agent export RUN... --output DIR   training data (exact token ids + loss masks)
 gemma-agent rewind SESSION       list a session's checkpoints, or go back to one (--to N)
 gemma-agent checkpoints prune    delete old workspace snapshots
 gemma-agent models               list model presets
 gemma-agent tiny-model PATH      write the tiny random-weight Gemma 4 model
 gemma-agent sandbox-check        probe run_shell's sandbox on this machine
+gemma-agent acp                  an Agent Client Protocol agent on stdio (Zed, JetBrains, Neovim)
+gemma-agent mcp-serve            the agent as an MCP server on stdio (a tool other agents call)
 """
 
 from __future__ import annotations
@@ -195,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("export", help="export sessions and eval runs as training data")
     )
 
+    replay = sub.add_parser(
+        "replay", help="show a saved session or an eval trajectory in the TUI, read-only"
+    )
+    replay.add_argument(
+        "path", metavar="PATH|ID", help="a session log, an eval trajectory, or a session id"
+    )
+    replay.add_argument("--workspace", default=".", help="where session ids are looked up")
+
     from .headless.rewind import add_checkpoints_arguments, add_rewind_arguments
 
     add_rewind_arguments(
@@ -208,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--multimodal",
         action="store_true",
         help="Gemma4ForConditionalGeneration with tiny vision and audio towers",
+    )
+    _add_agent_arguments(
+        sub.add_parser("acp", help="serve the Agent Client Protocol on stdio (editors)"),
+        session_resume=False,
+    )
+    _add_agent_arguments(
+        sub.add_parser("mcp-serve", help="serve the agent as an MCP tool on stdio"),
+        session_resume=False,
     )
     check = sub.add_parser(
         "sandbox-check", help="probe run_shell's sandbox on this machine and print what holds"
@@ -248,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .evals.export import run_export
 
                 return run_export(args)
+            case "replay":
+                from .tui.replay import run_replay
+
+                return run_replay(args)
             case "rewind":
                 from .headless.rewind import run_rewind
 
@@ -268,6 +291,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind = "multimodal " if args.multimodal else ""
                 print(f"wrote the tiny random-weight {kind}Gemma 4 model to {path}")
                 return 0
+            case "acp":
+                from .editors import run_acp
+
+                return run_acp(args)
+            case "mcp-serve":
+                from .editors.mcp_server import run_mcp_serve
+
+                return run_mcp_serve(args)
             case "sandbox-check":
                 from .tools.builtin.sandbox_check import sandbox_check
 
@@ -288,7 +319,9 @@ def _route_engine_logs(args: argparse.Namespace) -> Path | None:
     """`run` and `eval` print only their own output: vLLM's start-up and shutdown lines go to
     ``.gemma-agent/logs/engine.log`` of the workspace (`eval`: ``engine.log`` in its output
     folder). ``--verbose`` shows them on stderr instead. (The TUI routes its own.)"""
-    if args.command not in ("run", "eval") or (args.command == "eval" and args.oracle):
+    if args.command not in ("run", "eval", "acp", "mcp-serve") or (
+        args.command == "eval" and args.oracle
+    ):
         return None
     if getattr(args, "verbose", None):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")

@@ -77,6 +77,7 @@ def run_tui(
 
     async def start() -> Backend:
         from .agent import Agent
+        from .agent.hooks import hook_trust_request
         from .tools import start_mcp_servers
 
         engine = await create_engine(args)
@@ -86,10 +87,11 @@ def run_tui(
             mcp, notices, mcp_config = await start_mcp_servers(
                 workspace, trust=bool(getattr(args, "trust_mcp", None))
             )
-            hooks, hook_notices = load_hooks(
-                workspace, trust=bool(getattr(args, "trust_hooks", None))
-            )
+            # A project hook set not answered yet: the app asks (a modal), once per change.
+            trust = bool(getattr(args, "trust_hooks", None))
+            hooks, hook_notices = load_hooks(workspace, trust=trust, ask=True)
             notices += hook_notices
+            hook_trust = None if trust else hook_trust_request(workspace, hooks)
             agent = Agent(
                 engine=engine,
                 tools=[*coding_tools(background=True), *web_tools(), *mcp.tools()],
@@ -116,6 +118,7 @@ def run_tui(
             mcp=mcp,
             mcp_config=mcp_config,
             notices=notices,
+            hook_trust=hook_trust,
         )
 
     async def switch_engine(changes: dict[str, Any]) -> Engine:

@@ -18,6 +18,11 @@ _LAZY = {
     "RunResult": ".agent",
     "MemoryFile": ".context",
     "ProjectContext": ".context",
+    # custom slash commands (.gemma-agent/commands/*.md)
+    "CommandPrompt": ".commands",
+    "CustomCommand": ".commands",
+    "discover_commands": ".commands",
+    "expand_command": ".commands",
     # messages of a conversation
     "Attachment": ".messages",
     "Message": ".messages",
@@ -50,6 +55,8 @@ _LAZY = {
     # saved sessions
     "SessionSummary": ".session",
     "saved_model": ".session",
+    "SavedSession": ".replay",
+    "read_session": ".replay",
     # checkpoints and rewind
     "Checkpoint": ".checkpoints",
     "FileChange": ".checkpoints",
@@ -67,6 +74,8 @@ __all__ = [
     "Attachment",
     "Audio",
     "Checkpoint",
+    "CommandPrompt",
+    "CustomCommand",
     "Engine",
     "EngineConfig",
     "EngineInfo",
@@ -81,6 +90,7 @@ __all__ = [
     "RewindConflict",
     "RewindResult",
     "RunResult",
+    "SavedSession",
     "SessionSummary",
     "Step",
     "SummaryMessage",
@@ -91,11 +101,14 @@ __all__ = [
     "UserMessage",
     "create_engine",
     "describe_attachment",
+    "discover_commands",
+    "expand_command",
     "find_preset",
     "instrument_all",
     "load_hooks",
     "load_media",
     "model_problem",
+    "read_session",
     "read_steps",
     "saved_model",
 ]
@@ -117,6 +130,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .agent import Agent, RunResult
     from .checkpoints import Checkpoint, FileChange, RewindConflict, RewindResult
+    from .commands import CommandPrompt, CustomCommand, discover_commands, expand_command
     from .engines.base import Engine, EngineInfo
     from .engines.factory import EngineConfig, create_engine
     from .engines.presets import PRESETS, ModelPreset, find_preset, model_problem
@@ -132,6 +146,7 @@ if TYPE_CHECKING:
         TurnUsage,
         UserMessage,
     )
+    from .replay import SavedSession, read_session
     from .session import SessionSummary, saved_model
     from .steps import Step, read_steps
     from .tracing import Tracing, instrument_all

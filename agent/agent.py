@@ -52,7 +52,7 @@ from .compaction import (
     LedgerEntry,
     RecordingCompactor,
 )
-from .context import ProjectContext, project_context
+from .context import NestedMemory, ProjectContext, project_context
 from .engines.base import Engine, EngineInfo
 from .events import (
     ApprovalRequested,
@@ -67,7 +67,7 @@ from .events import (
     StopReason,
 )
 from .execute import ApprovalCallback, ToolRuntime
-from .hooks import as_hooks, prompt_hook
+from .hooks import FinishGate, as_hooks, pre_compact_hook, prompt_hook, session_start_hook
 from .limits import RunLimits, ThinkingBudget
 from .loop import run_loop
 from .messages import Message, ModelTurn, UserMessage, new_id
@@ -124,6 +124,8 @@ class _Conversation:
     checkpointer: Checkpointer | None = None
     mode: Mode = "default"  # the mode of the last run
     plan: str | None = None  # the plan written in plan mode (pinned when execution starts)
+    nested_memory: NestedMemory | None = None  # AGENTS.md below the workspace, given once each
+    started: bool = False  # its SessionStart hooks ran (its first run in this process)
 
 
 class Agent:
@@ -375,6 +377,7 @@ class Agent:
         on_emit: Callable[[Event], None] | None = None,
         answers_approvals: bool = False,
         mode: Mode | None = None,
+        allowed_tools: Sequence[str] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Run a task and yield its events; ends with `RunFinished`.
 
@@ -391,6 +394,10 @@ class Agent:
         the tool-call grammar; where the engine has no grammar, other calls are refused with a
         message the model reads). The next run in "default" mode starts with the plan pinned.
         None: the agent's ``mode``.
+
+        ``allowed_tools``: the only tools this run may call (a custom command's
+        ``allowed-tools``), enforced like plan mode: by the grammar, else refused with a
+        message the model reads. Names that are no tool are ignored (a `Notice` says so).
 
         ``on_emit`` sees each event synchronously when the run produces it, before the run goes
         on (a consumer of the iterator sees it later): e.g. `ToolCallStarted` before the call
@@ -416,7 +423,7 @@ class Agent:
 
         async def produce() -> None:
             try:
-                await self._run(task, deps, session_id, put, answers_approvals, mode)
+                await self._run(task, deps, session_id, put, answers_approvals, mode, allowed_tools)
             except BaseException as e:
                 if trace is not None:
                     trace.close(e)
@@ -448,14 +455,16 @@ class Agent:
         on_event: Callable[[Event], Any] | None = None,
         answers_approvals: bool = False,
         mode: Mode | None = None,
+        allowed_tools: Sequence[str] | None = None,
     ) -> RunResult:
         """Drain `stream` into a `RunResult`; ``on_event`` sees every event (it may answer
         `ApprovalRequested` with ``event.respond(...)`` when ``answers_approvals=True``)."""
         started: RunStarted | None = None
         finished: RunFinished | None = None
         stream = self.stream(
-            task, deps=deps, session_id=session_id, answers_approvals=answers_approvals, mode=mode
-        )
+            task, deps=deps, session_id=session_id, answers_approvals=answers_approvals, mode=mode,
+            allowed_tools=allowed_tools,
+        )  # fmt: skip
         async with contextlib.aclosing(stream) as events:
             async for event in events:
                 if on_event is not None:
@@ -501,6 +510,14 @@ class Agent:
         """Continue a session (from memory, or rebuilt from its log), optionally with a new task."""
         return await self.run(task, deps=deps, session_id=session_id)
 
+    def new_session(self) -> str:
+        """Start an empty session now and return its id (its log is created when the agent
+        persists). A run with ``session_id=`` this id is its first; until then it holds nothing.
+        For faces that must name a session before its first task (an editor's session/new)."""
+        conv, _ = self._open(None, [])
+        self.session_id = conv.session_id
+        return conv.session_id
+
     def open_session(self, session_id: str) -> list[Message]:
         """Load a saved session without running it; it becomes the current session."""
         conv, _ = self._open(session_id, [])
@@ -531,9 +548,15 @@ class Agent:
     # -- compaction ----------------------------------------------------------------------------
 
     async def compact(
-        self, focus: str | None = None, *, session_id: str | None = None
+        self,
+        focus: str | None = None,
+        *,
+        session_id: str | None = None,
+        on_event: Callable[[Any], None] | None = None,
     ) -> HistoryCompacted | None:
-        """Compact a session's history now (between runs); returns what was done."""
+        """Compact a session's history now (between runs); returns what was done.
+        PreCompact hooks run first (``trigger: "manual"``): they may add to the focus, or
+        block (ConfigError with their reason); ``on_event`` sees their `HookRan` events."""
         conv = self._conversation(session_id)
         if self.compactor is None:
             raise ConfigError("Compaction is off (compactor=None).")
@@ -541,6 +564,13 @@ class Agent:
             raise ConfigError("The session is running; compaction happens between its steps.")
         model = await self._model_for(conv)
         state = self._state(conv, model, lambda _e: None, None)
+        if self.hooks:
+            focus, blocked = await pre_compact_hook(
+                self.hooks, session_id=conv.session_id, cwd=self.workspace, trigger="manual",
+                focus=focus, step=0, emit=on_event or (lambda _e: None),
+            )  # fmt: skip
+            if blocked is not None:
+                raise ConfigError(f"A PreCompact hook blocked the compaction: {blocked}")
         ctx = CompactionContext(
             count_tokens=model.count_tokens,
             limit_tokens=model.context_limit,
@@ -854,19 +884,35 @@ class Agent:
         put: Callable[[object], None],
         answers_approvals: bool = False,
         mode: Mode | None = None,
+        allowed_tools: Sequence[str] | None = None,
     ) -> None:
         mode = self.mode if mode is None else _check_mode(mode)
         notices: list[Notice] = [Notice(n, "warning") for n in self.project_context.notices]
+        allowed = self._allowed(allowed_tools, notices)
         conv, resumed = self._open(session_id, notices)
+        if conv.nested_memory is None and self._memory is True:
+            conv.nested_memory = NestedMemory(self.workspace)
         if conv.busy:
             raise ConfigError(f"Session {conv.session_id} is already running.")
+        gate = FinishGate(put) if self.hooks else None  # Notification hooks before RunFinished
+        if gate is not None:
+            put = gate
         conv.busy = True
         try:
             model = await self._model_for(conv)
             state = self._state(conv, model, _plan_tap(put, conv), deps, answers_approvals)
             state.mode = mode
+            state.allowed_tools = allowed
+            state.nested_memory = conv.nested_memory
             self.session_id = conv.session_id
             text = ""
+            started = ""  # what SessionStart hooks add (with the first task)
+            if self.hooks and not conv.started:
+                started = await session_start_hook(
+                    self.hooks, session_id=conv.session_id, cwd=self.workspace,
+                    source="resume" if conv.history else "startup", events=notices,
+                )  # fmt: skip
+            conv.started = True
             if task is not None:
                 from .media import as_user_input, check_media, prompt_attachments
 
@@ -888,6 +934,8 @@ class Agent:
                         self.hooks, session_id=conv.session_id, cwd=self.workspace, prompt=text,
                         notices=notices,
                     )  # fmt: skip
+                if started:
+                    text = f"{text}\n\n<session-start-context>\n{started}\n</session-start-context>"
                 state.add_task(UserMessage(content=text, attachments=attachments))
             info = model.engine.info
             state.emit(
@@ -906,6 +954,20 @@ class Agent:
             await run_loop(state)
         finally:
             conv.busy = False
+            if gate is not None:  # RunFinished, after the Notification hooks of a failed run
+                await gate.release(self.hooks, session_id=conv.session_id, cwd=self.workspace)
+
+    def _allowed(self, names: Sequence[str] | None, notices: list[Notice]) -> frozenset[str] | None:
+        """A run's ``allowed_tools`` as the names of real tools (others: a warning)."""
+        if names is None:
+            return None
+        if isinstance(names, str):
+            raise ConfigError(f"allowed_tools= takes a list of tool names: [{names!r}]")
+        unknown = [n for n in names if n not in self.registry]
+        if unknown:
+            text = f"allowed-tools: no tool named {', '.join(unknown)} here (ignored)"
+            notices.append(Notice(text, "warning"))
+        return frozenset(n for n in names if n in self.registry)
 
 
 def _check_mode(mode: str) -> Mode:

@@ -6,7 +6,8 @@ Memory (``AGENTS.md``, the cross-agent convention), in this order, later files m
 2. from the repository root (the nearest folder above the workspace holding ``.git``; the
    workspace itself when there is none) down to the workspace, one ``AGENTS.md`` per folder.
 
-Nested files below the workspace are not read up front (see docs/project-context.md). The whole
+Nested files below the workspace are not read up front: `NestedMemory` gives each to the model
+once, after the result of the first tool call that works in its folder. The whole
 memory is capped (`MEMORY_CAP_CHARS`): files past the cap are cut, and the system turn and a
 `Notice` say so. Skills (``SKILL.md`` folders, ``tools/builtin/skills.py``) come from
 ``<workspace>/.gemma-agent/skills/`` and ``~/.config/gemma-agent/skills/`` (a project skill
@@ -18,10 +19,11 @@ root of every cached prefix, stays byte-identical for the session.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..tools.approval import default_config_dir
@@ -219,6 +221,85 @@ def project_context(
     return ProjectContext(tuple(files), tuple(found), tuple(notices))
 
 
+NESTED_MEMORY_CAP_CHARS = 8_000  # all nested AGENTS.md files of one session together
+_PATH_KEYS = ("path", "file_path", "directory", "folder", "cwd")
+_CD = re.compile(r"^\s*cd\s+([^\s;&|]+)")
+
+
+class NestedMemory:
+    """The ``AGENTS.md`` files of folders below the workspace, each given to the model once per
+    session, when a tool first works in its folder (a file tool's ``path``, a ``run_shell``
+    command starting with ``cd DIR``). The text goes after that call's result, an exact append
+    to the prompt: the system turn stays the same and the prefix cache hot. All of them share
+    ``cap`` characters; past it a file is named, not loaded."""
+
+    def __init__(self, workspace: Path, cap: int = NESTED_MEMORY_CAP_CHARS) -> None:
+        self.workspace = workspace.resolve()
+        self.room = cap
+        self.cap = cap
+        self.seen: set[Path] = set()  # folders already looked at
+        self.loaded: list[Path] = []  # files given to the model (maybe cut)
+
+    def folders(self, arguments: Mapping[str, Any]) -> list[Path]:
+        """The folders below the workspace that a call's arguments name."""
+        raw = [arguments.get(k) for k in _PATH_KEYS]
+        command = arguments.get("command")
+        if isinstance(command, str) and (m := _CD.match(command)):
+            raw.append(m.group(1).strip("'\""))
+        out = []
+        for value in raw:
+            if not isinstance(value, str) or not value.strip():
+                continue
+            path = Path(value).expanduser()
+            path = (path if path.is_absolute() else self.workspace / path).resolve()
+            folder = path if path.is_dir() else path.parent
+            if folder != self.workspace and folder.is_relative_to(self.workspace):
+                out.append(folder)
+        return out
+
+    def for_call(self, arguments: Mapping[str, Any]) -> tuple[str, list[str]] | None:
+        """The memory text to add after the call's result, and notices; None when nothing new."""
+        parts: list[str] = []
+        notices: list[str] = []
+        for target in self.folders(arguments):
+            chain = [target, *target.parents]
+            inside = [f for f in chain if f != self.workspace and f.is_relative_to(self.workspace)]
+            for folder in reversed(inside):  # the outer folder's file first
+                if folder in self.seen:
+                    continue
+                self.seen.add(folder)
+                path = folder / MEMORY_FILE
+                if not path.is_file():
+                    continue
+                try:
+                    text = path.read_text(encoding="utf-8").strip()
+                except (OSError, UnicodeDecodeError) as e:
+                    notices.append(f"memory file {path} cannot be read: {e}")
+                    continue
+                shown = path.relative_to(self.workspace)
+                if self.room <= 0:
+                    parts.append(
+                        f"[agent] {shown} exists but was not loaded (the memory cap of {self.cap} "
+                        "characters is used up); read it with read_file if it matters."
+                    )
+                    notices.append(f"memory file {shown} not loaded: the nested memory cap is used")
+                    continue
+                head = text[: self.room]
+                self.room -= len(head)
+                self.loaded.append(path)
+                cut = len(head) < len(text)
+                if cut:
+                    head += f"\n[… cut: {len(text) - len(head)} more characters not loaded]"
+                parts.append(
+                    f"[agent] Project memory for {shown.parent}/ ({shown}), loaded because "
+                    f"you are working there. Follow it in that folder:\n{head}"
+                )
+                notices.append(
+                    f"loaded {shown} ({len(text)} characters{', cut to the memory cap' if cut else ''})"
+                )
+        return ("\n\n".join(parts), notices) if parts or notices else None
+
+
 def _paths(value: Sequence[str | Path], what: str) -> list[str | Path]:
     if isinstance(value, str | Path):
         raise ConfigError(
@@ -235,7 +316,9 @@ def _given(workspace: Path, path: str | Path) -> Path:
 __all__ = [
     "MEMORY_CAP_CHARS",
     "MEMORY_FILE",
+    "NESTED_MEMORY_CAP_CHARS",
     "MemoryFile",
+    "NestedMemory",
     "ProjectContext",
     "discover_skills",
     "load_memory",

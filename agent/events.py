@@ -146,6 +146,22 @@ class Notice:
     step: int = 0
 
 
+HookOutcomeKind = Literal["allowed", "blocked", "error", "timeout"]
+
+
+@dataclass(frozen=True, slots=True)
+class HookRan:
+    """One hook command (or callable) ran: ``event`` is the hook event (``PreToolUse``, ...),
+    ``outcome`` what it said; ``message``: its reason, error, or what it changed."""
+
+    kind: ClassVar[str] = "hook_ran"
+    event: str
+    command: str
+    outcome: HookOutcomeKind
+    message: str = ""
+    step: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class TurnFinished:
     kind: ClassVar[str] = "turn_finished"
@@ -190,6 +206,7 @@ Event = (
     | HistoryCompacted
     | Usage
     | Notice
+    | HookRan
     | TurnFinished
     | RunFinished
 )

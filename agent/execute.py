@@ -222,6 +222,7 @@ async def _approve(rt: ToolRuntime, tool: Any, call: ToolCall, step: int, emit: 
     answer: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
     request = ApprovalRequested(call, decision.reason, step, answer)
     emit(request)
+    notified = _notify(rt, f"{call.name} needs your approval: {decision.reason}", step, emit)
     try:
         async with asyncio.timeout(rt.approval_timeout):
             if rt.on_approval is not None:
@@ -237,11 +238,33 @@ async def _approve(rt: ToolRuntime, tool: Any, call: ToolCall, step: int, emit: 
             f"No one approved this call within {waited}, so it was not run. "
             "Do not retry it; use another approach, or finish and say what needs approving."
         )
+    except asyncio.CancelledError:
+        if notified is not None:
+            notified.cancel()  # its hook's process group is killed
+        raise
+    finally:
+        if notified is not None:
+            await asyncio.wait({notified})
     if choice == "allow_always":
         rt.policy.remember(tool, call.arguments)
     if choice in ("allow", "allow_always"):
         return None
     return "The user denied this call. Do not retry it; choose another approach or ask."
+
+
+def _notify(rt: ToolRuntime, message: str, step: int, emit: Emit) -> asyncio.Task[None] | None:
+    """Notification hooks for an approval request, run while the request waits for its answer."""
+    if not rt.hooks:
+        return None
+    from .hooks import notify_hook
+
+    return asyncio.create_task(
+        notify_hook(
+            rt.hooks, session_id=rt.session_id, cwd=rt.workspace, message=message,
+            kind="permission_prompt", step=step, emit=emit,
+        ),
+        name="hook:Notification",
+    )  # fmt: skip
 
 
 def _error(call: ToolCall, message: str) -> ToolResult:

@@ -14,10 +14,14 @@ back to the model, anything else is a non-blocking error shown to the user. A ho
 its timeout is killed with its process group. ``matcher`` is a regular expression over the tool
 name (PreToolUse, PostToolUse; empty or ``*``: every tool).
 
-Wired here: ``UserPromptSubmit`` (block the prompt, or add context), ``PreToolUse`` (block a call,
-or change its input), ``PostToolUse`` (feedback or context after a call), ``Stop`` (block the
-final answer: the agent continues with the reason, at most ``max_stop_blocks`` times a run). The
-project's hooks run only once the user has trusted that exact hook set (`trust_hooks`).
+Wired: ``SessionStart`` (a session's first run in this process: context), ``UserPromptSubmit``
+(block the prompt, or add context), ``PreToolUse`` (block a call, or change its input),
+``PostToolUse`` (feedback or context after a call), ``Stop`` (block the final answer: the agent
+continues with the reason, at most ``max_stop_blocks`` times a run), ``PreCompact`` (block a
+manual compaction, add focus), ``Notification`` (an approval request, a run that ended in error;
+informs only). ``SubagentStop`` is accepted and runs once there are sub-agents. Each hook that
+runs yields a `HookRan` event. The project's hooks run only once the user has trusted that exact
+hook set (`trust_hooks`, or a face's `hook_trust_request`).
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ import json
 import os
 import re
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .events import Emit, Notice
+from .events import Emit, HookRan, Notice, RunFinished
 from .messages import ToolCall, ToolResult
 
 EVENTS = (
@@ -49,6 +53,9 @@ EVENTS = (
     "SubagentStop",
     "Notification",
 )
+# The events whose hooks may block (SessionStart and Notification hooks only inform).
+BLOCKING = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse", "PreCompact", "Stop",
+                      "SubagentStop"})  # fmt: skip
 HookFunction = Callable[[dict[str, Any]], Any]  # returns None, a dict (as JSON stdout) or awaits
 
 
@@ -95,6 +102,7 @@ class HookOutcome:
     context: str = ""
     updated_input: dict[str, Any] | None = None
     messages: list[str] = field(default_factory=list)
+    ran: list[HookRan] = field(default_factory=list)  # one event per hook that ran
 
 
 class Hooks:
@@ -128,7 +136,7 @@ class Hooks:
         return any(self.matchers.values())
 
     async def run(
-        self, event: str, payload: dict[str, Any], *, tool_name: str | None = None
+        self, event: str, payload: dict[str, Any], *, tool_name: str | None = None, step: int = 0
     ) -> HookOutcome:
         outcome = HookOutcome()
         hooks = [h for m in self.matchers.get(event, []) if m.matches(tool_name) for h in m.hooks]
@@ -136,37 +144,64 @@ class Hooks:
             return outcome
         data = {"hook_event_name": event, **payload}
         results = await asyncio.gather(*(_run_one(h, data) for h in hooks))
-        contexts = []
         for hook, (code, stdout, stderr, problem) in zip(hooks, results, strict=True):
+            one = HookOutcome()
             if problem:
-                outcome.messages.append(f"{event} hook {hook.label!r}: {problem}")
+                timeout = problem.startswith("timed out")
+                one.messages.append(f"{event} hook {hook.label!r}: {problem}")
+                outcome.ran.append(
+                    HookRan(event, hook.label, "timeout" if timeout else "error", problem, step)
+                )
+                outcome.messages += one.messages
                 continue
             if code == 2:
-                outcome.blocked = True
-                outcome.reason = _join(outcome.reason, stderr.strip() or "blocked by a hook")
-                continue
-            if code != 0:
+                one.blocked = True
+                one.reason = stderr.strip() or "blocked by a hook"
+            elif code != 0:
                 why = stderr.strip() or stdout.strip() or "no message"
-                outcome.messages.append(f"{event} hook {hook.label!r} failed ({code}): {why}")
-                continue
-            if isinstance(stdout, dict):  # a callable's answer
-                _apply(outcome, stdout)
-                continue
-            text = stdout.strip()
-            if not text:
-                continue
-            if text.startswith("{"):
+                one.messages.append(f"{event} hook {hook.label!r} failed ({code}): {why}")
+            elif isinstance(stdout, dict):  # a callable's answer
+                _apply(one, stdout)
+            elif (text := stdout.strip()).startswith("{"):
                 decision = _json(text)
                 if decision is None:
-                    outcome.messages.append(
+                    one.messages.append(
                         f"{event} hook {hook.label!r} printed invalid JSON: {text[:200]!r}"
                     )
-                    continue
-                _apply(outcome, decision)
-            elif event in ("UserPromptSubmit", "SessionStart"):
-                contexts.append(text)
-        outcome.context = "\n".join(filter(None, [outcome.context, *contexts]))
+                else:
+                    _apply(one, decision)
+            elif text and event in ("UserPromptSubmit", "SessionStart", "PreCompact"):
+                one.context = text
+            if one.blocked and event not in BLOCKING:
+                one.blocked = False
+                one.messages.append(
+                    f"{event} hook {hook.label!r} cannot block ({event} hooks only inform): "
+                    f"{one.reason}"
+                )
+            outcome.ran.append(_ran(event, hook.label, one, code, step))
+            outcome.blocked = outcome.blocked or one.blocked
+            if one.blocked:
+                outcome.reason = _join(outcome.reason, one.reason)
+            if one.updated_input is not None:
+                outcome.updated_input = {**(outcome.updated_input or {}), **one.updated_input}
+            if one.context:
+                outcome.context = _join(outcome.context, one.context)
+            outcome.messages += one.messages
         return outcome
+
+
+def _ran(event: str, label: str, one: HookOutcome, code: int, step: int) -> HookRan:
+    """The HookRan event of one hook, from what it said."""
+    if one.blocked:
+        return HookRan(event, label, "blocked", one.reason, step)
+    if one.messages:
+        return HookRan(event, label, "error", "; ".join(one.messages), step)
+    said = []
+    if one.updated_input is not None:
+        said.append("changed the tool input")
+    if one.context:
+        said.append("added context")
+    return HookRan(event, label, "allowed", ", ".join(said), step)
 
 
 def _join(a: str, b: str) -> str:
@@ -304,12 +339,14 @@ def load_hooks(
     workspace: str | Path,
     *,
     trust: bool = False,
+    ask: bool = False,
     user_settings: Path | None = None,
     trust_store: Path | None = None,
 ) -> tuple[Hooks, list[str]]:
     """The user's and the project's hooks, and notices (an untrusted project hook set is left
     out and named). ``trust=True`` (``--trust-hooks``) trusts the project's current set and
-    remembers it."""
+    remembers it. ``ask=True``: the face asks the user itself (`hook_trust_request`), so a set
+    not answered yet gets no notice."""
     root = Path(workspace).resolve()
     hooks = Hooks()
     user_path = user_settings or _config_dir() / "settings.json"
@@ -322,15 +359,72 @@ def load_hooks(
         if trust:
             trust_hooks(root, project, store)
         known = _trusted(store).get(str(root), {})
-        if known.get("hooks") == hooks_fingerprint(project):
+        fingerprint = hooks_fingerprint(project)
+        if known.get("hooks") == fingerprint:
             hooks.add(project, source=str(project_path), project=True)
-        else:
+        elif known.get("hooks_declined") == fingerprint:
+            notices.append(
+                f"The project's hooks ({project_path}) are not run: you declined this set. "
+                "Start with --trust-hooks to trust it (asked again when the set changes)."
+            )
+        elif not ask:
             notices.append(
                 f"The project's hooks ({project_path}) are not run: they come with the workspace "
                 "and run commands on this machine. Review them, then trust them with "
                 "--trust-hooks (remembered until they change)."
             )
     return hooks, notices
+
+
+@dataclass
+class HookTrust:
+    """A project's hook set the user has not answered yet (the TUI asks, once per change of
+    the set). `answer` remembers the answer per project; trusted, the set joins ``hooks``."""
+
+    workspace: Path
+    path: Path
+    config: dict[str, Any]
+    hooks: Hooks
+    store: Path
+
+    def commands(self) -> list[str]:
+        """One line per hook: ``Event [matcher]: command``."""
+        lines = []
+        for event, entries in self.config.items():
+            for entry in entries if isinstance(entries, list) else []:
+                matcher = entry.get("matcher") if isinstance(entry, dict) else None
+                where = f" [{matcher}]" if matcher else ""
+                for raw in entry.get("hooks", []) if isinstance(entry, dict) else []:
+                    command = raw.get("command") if isinstance(raw, dict) else raw
+                    lines.append(f"{event}{where}: {command}")
+        return lines
+
+    def answer(self, trust: bool) -> None:
+        if trust:
+            trust_hooks(self.workspace, self.config, self.store)
+            self.hooks.add(self.config, source=str(self.path), project=True)
+            return
+        data = _trusted(self.store)
+        data.setdefault(str(self.workspace), {})["hooks_declined"] = hooks_fingerprint(self.config)
+        _write(self.store, data)
+
+
+def hook_trust_request(
+    workspace: str | Path, hooks: Hooks, *, trust_store: Path | None = None
+) -> HookTrust | None:
+    """The project's hook set when the user has neither trusted nor declined it (this exact
+    set); None otherwise. ``hooks``: where a trusted set is added (the agent's)."""
+    root = Path(workspace).resolve()
+    path = root / ".gemma-agent" / "settings.json"
+    project = _read(path)
+    if not project:
+        return None
+    store = trust_store or _config_dir() / "trusted-projects.json"
+    known = _trusted(store).get(str(root), {})
+    fingerprint = hooks_fingerprint(project)
+    if fingerprint in (known.get("hooks"), known.get("hooks_declined")):
+        return None
+    return HookTrust(root, path, project, hooks, store)
 
 
 def _trusted(store: Path) -> dict[str, Any]:
@@ -343,7 +437,13 @@ def _trusted(store: Path) -> dict[str, Any]:
 
 def trust_hooks(workspace: Path, config: Mapping[str, Any], store: Path) -> None:
     data = _trusted(store)
-    data.setdefault(str(workspace), {})["hooks"] = hooks_fingerprint(config)
+    entry = data.setdefault(str(workspace), {})
+    entry["hooks"] = hooks_fingerprint(config)
+    entry.pop("hooks_declined", None)
+    _write(store, data)
+
+
+def _write(store: Path, data: dict[str, Any]) -> None:
     store.parent.mkdir(parents=True, exist_ok=True)
     tmp = store.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
@@ -361,22 +461,30 @@ def as_hooks(value: Hooks | Mapping[str, Any] | Sequence[Any] | None) -> Hooks |
 # -- the points where the agent asks its hooks --------------------------------------------------
 
 
-def _notices(outcome: HookOutcome, step: int) -> list[Notice]:
-    return [Notice(m, "warning", step) for m in outcome.messages]
+def _base(session_id: str, cwd: Path) -> dict[str, Any]:
+    return {"session_id": session_id, "cwd": str(cwd)}
+
+
+async def session_start_hook(
+    hooks: Hooks, *, session_id: str, cwd: Path, source: str, events: list[Any]
+) -> str:
+    """SessionStart (a new or resumed session's first run in this process; ``source``:
+    "startup" or "resume"): the context its hooks add ("" when none). It cannot block."""
+    outcome = await hooks.run("SessionStart", {**_base(session_id, cwd), "source": source})
+    events += outcome.ran
+    return outcome.context
 
 
 async def prompt_hook(
-    hooks: Hooks, *, session_id: str, cwd: Path, prompt: str, notices: list[Notice]
+    hooks: Hooks, *, session_id: str, cwd: Path, prompt: str, notices: list[Any]
 ) -> str:
-    """UserPromptSubmit: the prompt with the hooks' context added; ConfigError when blocked."""
-    outcome = await hooks.run(
-        "UserPromptSubmit", {"session_id": session_id, "cwd": str(cwd), "prompt": prompt}
-    )
-    notices += _notices(outcome, 0)
+    """UserPromptSubmit: the prompt with the hooks' context added; ConfigError when blocked.
+    The hooks' `HookRan` events are appended to ``notices`` (emitted after RunStarted)."""
+    outcome = await hooks.run("UserPromptSubmit", {**_base(session_id, cwd), "prompt": prompt})
+    notices += outcome.ran
     if outcome.blocked:
         raise ConfigError(f"A UserPromptSubmit hook blocked the prompt: {outcome.reason}")
     if outcome.context:
-        notices.append(Notice("a UserPromptSubmit hook added context to the prompt", "info"))
         return f"{prompt}\n\n<hook-context>\n{outcome.context}\n</hook-context>"
     return prompt
 
@@ -387,21 +495,15 @@ async def pre_tool_hook(
     """PreToolUse: the call (its input possibly changed) and, when blocked, why."""
     outcome = await hooks.run(
         "PreToolUse",
-        {
-            "session_id": session_id,
-            "cwd": str(cwd),
-            "tool_name": call.name,
-            "tool_input": dict(call.arguments),
-        },
+        {**_base(session_id, cwd), "tool_name": call.name, "tool_input": dict(call.arguments)},
         tool_name=call.name,
+        step=step,
     )
-    for notice in _notices(outcome, step):
-        emit(notice)
+    for ran in outcome.ran:
+        emit(ran)
     if outcome.blocked:
-        emit(Notice(f"a PreToolUse hook blocked {call.name}: {outcome.reason}", "warning", step))
         return call, f"Blocked by a PreToolUse hook: {outcome.reason}"
     if outcome.updated_input is not None:
-        emit(Notice(f"a PreToolUse hook changed the input of {call.name}", "info", step))
         call = call.model_copy(update={"arguments": {**call.arguments, **outcome.updated_input}})
     return call, None
 
@@ -414,21 +516,20 @@ async def post_tool_hook(
     outcome = await hooks.run(
         "PostToolUse",
         {
-            "session_id": session_id,
-            "cwd": str(cwd),
+            **_base(session_id, cwd),
             "tool_name": call.name,
             "tool_input": dict(call.arguments),
             "tool_response": result.content,
             "is_error": result.is_error,
         },
         tool_name=call.name,
+        step=step,
     )
-    for notice in _notices(outcome, step):
-        emit(notice)
+    for ran in outcome.ran:
+        emit(ran)
     extra = {}
     if outcome.blocked:
         extra["hook_feedback"] = outcome.reason
-        emit(Notice(f"a PostToolUse hook objected to {call.name}: {outcome.reason}", "warning"))
     if outcome.context:
         extra["hook_context"] = outcome.context
     if not extra:
@@ -445,15 +546,11 @@ async def stop_hook(
     ``max_stop_blocks`` blocks in one run the answer stands (a notice says so)."""
     outcome = await hooks.run(
         "Stop",
-        {
-            "session_id": session_id,
-            "cwd": str(cwd),
-            "output": output,
-            "stop_hook_active": blocks > 0,
-        },
+        {**_base(session_id, cwd), "output": output, "stop_hook_active": blocks > 0},
+        step=step,
     )
-    for notice in _notices(outcome, step):
-        emit(notice)
+    for ran in outcome.ran:
+        emit(ran)
     if not outcome.blocked:
         return None
     if blocks >= hooks.max_stop_blocks:
@@ -475,4 +572,82 @@ async def stop_reason(rt: Any, output: str, step: int, emit: Emit) -> str | None
     return reason
 
 
-__all__ = ["EVENTS", "HookOutcome", "Hooks", "load_hooks"]
+async def pre_compact_hook(
+    hooks: Hooks, *, session_id: str, cwd: Path, trigger: str, focus: str | None, step: int,
+    emit: Emit,
+) -> tuple[str | None, str | None]:  # fmt: skip
+    """PreCompact (``trigger``: "manual" or "auto"): (the focus of the summary, with what the
+    hooks added; why the compaction must not happen, or None). Only a manual compaction can
+    be blocked: an automatic one is needed for the run to go on (the block is shown)."""
+    outcome = await hooks.run(
+        "PreCompact",
+        {**_base(session_id, cwd), "trigger": trigger, "custom_instructions": focus or ""},
+        step=step,
+    )
+    for ran in outcome.ran:
+        emit(ran)
+    if outcome.context:
+        focus = _join(focus or "", outcome.context)
+    if outcome.blocked and trigger == "auto":
+        emit(Notice("a PreCompact hook cannot stop an automatic compaction", "warning", step))
+        return focus, None
+    return focus, outcome.reason if outcome.blocked else None
+
+
+def compaction_hook(rt: Any, step: int, emit: Emit) -> Callable[[], Awaitable[str | None]] | None:
+    """For the loop's compaction context: runs PreCompact ("auto") when an automatic
+    compaction starts; returns the focus the hooks add. None without hooks."""
+    if not rt.hooks:
+        return None
+
+    async def before() -> str | None:
+        focus, _ = await pre_compact_hook(
+            rt.hooks, session_id=rt.session_id, cwd=rt.workspace, trigger="auto", focus=None,
+            step=step, emit=emit,
+        )  # fmt: skip
+        return focus
+
+    return before
+
+
+async def notify_hook(
+    hooks: Hooks, *, session_id: str, cwd: Path, message: str, kind: str, step: int, emit: Emit
+) -> None:
+    """Notification: the agent needs the user (``kind``: "permission_prompt" for an approval
+    request, "run_error" for a run that ended in error). It informs only: nothing waits on
+    its answer but the hook itself."""
+    payload = {**_base(session_id, cwd), "message": message, "notification_type": kind}
+    outcome = await hooks.run("Notification", payload, step=step)
+    for ran in outcome.ran:
+        emit(ran)
+
+
+class FinishGate:
+    """Holds a run's `RunFinished` back, so that the Notification hooks of a run that ended in
+    error run (and their `HookRan` events come) before it: RunFinished stays the last event."""
+
+    def __init__(self, put: Emit) -> None:
+        self.put = put
+        self.held: RunFinished | None = None
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, RunFinished):
+            self.held = event
+        else:
+            self.put(event)
+
+    async def release(self, hooks: Hooks | None, *, session_id: str, cwd: Path) -> None:
+        held, self.held = self.held, None
+        if held is None:
+            return
+        try:
+            if hooks and held.error and held.reason != "cancelled":
+                await notify_hook(
+                    hooks, session_id=session_id, cwd=cwd, kind="run_error", step=held.steps,
+                    message=f"The run stopped ({held.reason}): {held.error}", emit=self.put,
+                )  # fmt: skip
+        finally:
+            self.put(held)
+
+
+__all__ = ["EVENTS", "HookOutcome", "HookTrust", "Hooks", "hook_trust_request", "load_hooks"]

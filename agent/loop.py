@@ -14,7 +14,7 @@ from ..errors import EngineError
 from .compaction import CompactionContext, fit_fresh_results
 from .events import Notice, RunFinished, StopReason, Usage
 from .execute import execute_calls
-from .hooks import stop_reason
+from .hooks import compaction_hook, stop_reason
 from .limits import LoopGuard
 from .messages import Message, ModelTurn, ToolResult, UserMessage
 from .model import Generation
@@ -151,6 +151,7 @@ async def _execute(
         raise
     if note is not None:
         results = {k: _noted(r, note) for k, r in results.items()}
+    results = run.add_nested_memory(turn.tool_calls, results)
     await run.checkpoint(turn, "after")
     done = _with_results(turn, results, CANCELLED)
     run.model.stage_tool_round(gen, done)  # appended after compaction (next step)
@@ -198,6 +199,7 @@ def _context(run: RunState) -> CompactionContext:
         spill=run.tools.spill,
         tokens=run.model.context_tokens(run.history),
         state=run.compaction,
+        before=compaction_hook(run.tools, run.step, run.emit),  # PreCompact ("auto")
     )
 
 

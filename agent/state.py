@@ -11,6 +11,7 @@ from ..errors import AgentError
 from ..prompts.grammar import tool_call_grammar
 from .checkpoints import Checkpointer, mutating
 from .compaction import CompactionState, Compactor
+from .context import NestedMemory
 from .events import (
     Emit,
     HistoryCompacted,
@@ -48,6 +49,8 @@ class RunState:
     tool_choice: str = "auto"
     plan_first: bool = False
     mode: Mode = "default"  # "plan": only read-only tools and update_plan can be called
+    allowed_tools: frozenset[str] | None = None  # this run may call only these (a command's)
+    nested_memory: NestedMemory | None = None  # AGENTS.md of folders the tools reach
     output_tool: OutputTool | None = None
     compactor: Compactor | None = None
     log: SessionLog | None = None
@@ -165,6 +168,33 @@ class RunState:
         if notice is not None:
             self.emit(Notice(notice, "info", self.step))
 
+    def add_nested_memory(
+        self, calls: tuple[ToolCall, ...], results: dict[str, ToolResult]
+    ) -> dict[str, ToolResult]:
+        """The AGENTS.md of a folder a call first works in, after that call's result (an exact
+        append: no re-render, the system turn unchanged); a Notice names each file."""
+        if self.nested_memory is None:
+            return results
+        out = dict(results)
+        for call in calls:
+            found = self.nested_memory.for_call(call.arguments) if call.id in out else None
+            if found is None:
+                continue
+            text, notices = found
+            if text:
+                result = out[call.id]
+                content = result.content
+                if isinstance(content, str):
+                    content = f"{content}\n\n{text}"
+                elif isinstance(content, dict):
+                    content = {**content, "project_memory": text}
+                else:
+                    content = {"value": content, "project_memory": text}
+                out[call.id] = result.model_copy(update={"content": content})
+            for notice in notices:
+                self.emit(Notice(notice, "info", self.step))
+        return out
+
     def nudge(self, text: str) -> None:
         """Tell the model something as a user message (breaks the append: rare paths only)."""
         message = UserMessage(content=f"[agent] {text}")
@@ -234,15 +264,25 @@ class RunState:
             names.add(FINAL_ANSWER)
         return frozenset(names)
 
+    def allowed(self) -> frozenset[str] | None:
+        """The tools this run may call (plan mode, a command's ``allowed-tools``); None: all."""
+        allowed = self.plan_tools() if self.mode == "plan" else None
+        if self.allowed_tools is not None:
+            extra = {FINAL_ANSWER} if self.output_tool is not None else set()
+            mine = self.allowed_tools | extra
+            allowed = mine if allowed is None else allowed & mine
+        return allowed
+
     def grammar(self, choice: str, prompt: list[int]) -> str | None:
-        """The tool-call grammar of one request. Plan mode always constrains (even "auto"):
-        the grammar lists only the allowed tools, so another call cannot be decoded at all.
-        The declarations in the prompt stay the same (the prefix cache stays hot)."""
+        """The tool-call grammar of one request. Plan mode (or a run's ``allowed_tools``)
+        always constrains (even "auto"): the grammar lists only the allowed tools, so another
+        call cannot be decoded at all. The declarations in the prompt stay the same (the
+        prefix cache stays hot)."""
         if not self.model.engine.info.supports_grammar or not self.model.declarations:
             return None
         decls = self.model.declarations
-        if self.mode == "plan":
-            allowed = self.plan_tools()
+        allowed = self.allowed()
+        if allowed is not None:
             decls = [d for d in decls if d.get("function", d).get("name") in allowed]
             if choice not in ("auto", "required", "none") and choice not in allowed:
                 choice = "required" if decls else "none"
@@ -291,6 +331,13 @@ class RunState:
                 continue
             if self.mode == "plan" and call.name not in self.plan_tools():
                 refused[call.id] = plan_refusal(call.name, self.plan_tools())
+                continue
+            allowed = self.allowed()
+            if allowed is not None and call.name not in allowed:
+                refused[call.id] = (
+                    f"{call.name} is not available for this task: the command allows only "
+                    f"{', '.join(sorted(allowed)) or 'no tool'}. Use those, or answer in text."
+                )
                 continue
             if call.name == FINAL_ANSWER and self.output_tool is not None:
                 continue

@@ -10,10 +10,13 @@ runner, pass@k and reports.
     )
 
 The command line is ``gemma-agent eval SUITE`` (see ``evals/cli.py``).
+`EvalEnv` drives a suite as an RL environment instead (reset, step, reward; see
+docs/training-data.md).
 """
 
 from __future__ import annotations
 
+from .env import EvalEnv, Observation, StepResult
 from .grader import Grade, grade
 from .loaders import BUILTIN_SUITES, load_suite
 from .metrics import pass_at_k, summarize
@@ -26,13 +29,16 @@ from .workspace import Workspace
 __all__ = [
     "BUILTIN_SUITES",
     "AgentSolver",
+    "EvalEnv",
     "EvalOptions",
     "Grade",
+    "Observation",
     "OracleSolver",
     "SampleResult",
     "Shard",
     "SolveOutcome",
     "Solver",
+    "StepResult",
     "Suite",
     "Task",
     "Workspace",

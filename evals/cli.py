@@ -37,6 +37,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="give the agent the web_fetch tool (off by default in evals)",
     )
     parser.add_argument(
+        "--hooks",
+        action="store_true",
+        help="run the configured hooks (.gemma-agent/settings.json) in each task (off by "
+        "default in evals; a project's hooks also need --trust-hooks)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=8,
@@ -224,6 +230,9 @@ async def _run_eval(args: argparse.Namespace) -> int:
             mcp = await _start_mcp(args, console)
             if mcp.servers:
                 config["mcp_servers"] = [st.name for st in mcp.status() if st.state == "running"]
+            if args.hooks:
+                config["hooks"] = True
+                agent_options = {**agent_options, "hooks": _load_hooks(args, console)}
             solver = AgentSolver(
                 engine,
                 trajectories=output / "trajectories",
@@ -255,6 +264,19 @@ async def _start_mcp(args: argparse.Namespace, console: Console) -> MCPServers:
     for note in notices:
         console.print(f"[yellow]MCP:[/] {note}")
     return servers
+
+
+def _load_hooks(args: argparse.Namespace, console: Console) -> Any:
+    """`eval --hooks`: the user's hooks and the --workspace project's (once trusted), run in
+    each task's workspace. Without --hooks evals run none."""
+    from ..agent import load_hooks
+
+    hooks, notices = load_hooks(
+        getattr(args, "workspace", None) or ".", trust=bool(getattr(args, "trust_hooks", None))
+    )
+    for note in notices:
+        console.print(f"[yellow]hooks:[/] {note}")
+    return hooks
 
 
 def print_summary(console: Console, summary: dict[str, Any], output: Path) -> None:

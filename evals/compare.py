@@ -19,28 +19,14 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .metrics import pass_at_k
+from .metrics import BOOTSTRAP, TaskOutcome, bootstrap_ci, pass_at_k, percentile_interval
 from .results import SampleResult, read_results
 
 RESULTS = "results.jsonl"
-BOOTSTRAP = 2000
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    """One task in one run: samples and passes (infra errors left out)."""
-
-    n: int
-    c: int
-
-    @property
-    def rate(self) -> float:
-        return self.c / self.n if self.n else 0.0
 
 
 def load_run(folder: Path) -> tuple[dict[str, TaskOutcome], list[SampleResult], dict[str, Any]]:
@@ -65,19 +51,6 @@ def pass_at(outcomes: Sequence[TaskOutcome], k: int) -> float:
     return sum(scored) / len(scored) if scored else 0.0
 
 
-def bootstrap_ci(
-    outcomes: Sequence[TaskOutcome], k: int, *, reps: int = BOOTSTRAP, seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile interval of pass@k over tasks resampled with replacement."""
-    items = [o for o in outcomes if o.n >= k]
-    if not items:
-        return (0.0, 0.0)
-    rng = random.Random(seed)
-    values = [pass_at_k(o.n, o.c, k) for o in items]
-    stats = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(reps))
-    return _percentiles(stats)
-
-
 def paired_difference_ci(
     a: Sequence[float], b: Sequence[float], *, reps: int = BOOTSTRAP, seed: int = 0
 ) -> tuple[float, float]:
@@ -85,9 +58,9 @@ def paired_difference_ci(
     if not a:
         return (0.0, 0.0)
     rng = random.Random(seed)
-    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    diffs = sorted(y - x for x, y in zip(a, b, strict=True))  # order-independent
     stats = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(reps))
-    return _percentiles(stats)
+    return percentile_interval(stats)
 
 
 def sign_test(better: int, worse: int) -> float:
@@ -98,11 +71,6 @@ def sign_test(better: int, worse: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(better, worse) + 1)) / 2**n
     return min(1.0, 2 * tail)
-
-
-def _percentiles(sorted_stats: Sequence[float]) -> tuple[float, float]:
-    n = len(sorted_stats)
-    return sorted_stats[int(0.025 * (n - 1))], sorted_stats[math.ceil(0.975 * (n - 1))]
 
 
 def compare(run_a: Path, run_b: Path, *, seed: int = 0) -> dict[str, Any]:
@@ -324,6 +292,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 __all__ = [
+    "TaskOutcome",
     "add_compare_arguments",
     "bootstrap_ci",
     "compare",

@@ -122,7 +122,11 @@ def _headline_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("timeouts", str(summary["timeouts"])),
         ("errors (excluded from pass@k)", f"{summary['errors']} ({summary['infra_errors']} infra)"),
     ]
-    rows += [(f"pass@{k}", f"{v:.2%}") for k, v in summary["pass_at_k"].items()]
+    intervals = summary.get("pass_at_k_ci95", {})  # absent in summaries written before
+    for k, v in summary["pass_at_k"].items():
+        ci = intervals.get(k)
+        shown = f"{v:.2%}" + (f" (95% CI {ci[0]:.2%} to {ci[1]:.2%})" if ci else "")
+        rows.append((f"pass@{k}", shown))
     tok = summary["tokens"]
     rows.append(
         (

@@ -21,6 +21,7 @@ from .tasks import Task
 from .workspace import Workspace, WorkspaceError
 
 if TYPE_CHECKING:
+    from ..agent.agent import Agent
     from ..agent.engines.base import Engine
     from ..tools.base import Tool
 
@@ -95,14 +96,11 @@ class AgentSolver:
     instructions: str = INSTRUCTIONS
     name: str = "agent"
 
-    async def solve(self, task: Task, workspace: Workspace, *, run_id: str) -> SolveOutcome:
+    def agent_for(self, task: Task, workspace: Workspace) -> Agent:
+        """The agent that solves ``task`` in ``workspace`` (one per task-sample)."""
         from ..agent.agent import Agent
-        from ..agent.events import ToolCallFinished
         from ..tools import ApprovalPolicy
 
-        self.trajectories.mkdir(parents=True, exist_ok=True)
-        log_path = self.trajectories / f"{run_id}.jsonl"
-        log_path.unlink(missing_ok=True)  # a torn log of a killed run: this sample starts over
         options: dict[str, Any] = {
             # Unattended: the tools are confined to the workspace and sandboxed. No store: the
             # user's remembered approvals neither apply here nor collect eval workspaces. With
@@ -114,7 +112,7 @@ class AgentSolver:
             "time_limit": task.agent_timeout,
             **self.agent_options,
         }
-        agent = Agent(
+        return Agent(
             engine=self.engine,
             tools=list(self.tools()),
             instructions=self.instructions,
@@ -122,6 +120,14 @@ class AgentSolver:
             sessions_dir=self.trajectories,
             **options,
         )
+
+    async def solve(self, task: Task, workspace: Workspace, *, run_id: str) -> SolveOutcome:
+        from ..agent.events import ToolCallFinished
+
+        self.trajectories.mkdir(parents=True, exist_ok=True)
+        log_path = self.trajectories / f"{run_id}.jsonl"
+        log_path.unlink(missing_ok=True)  # a torn log of a killed run: this sample starts over
+        agent = self.agent_for(task, workspace)
         out = SolveOutcome(trajectory=log_path)
 
         def count(event: object) -> None:

@@ -22,6 +22,7 @@ from ..events import (
     ApprovalRequested,
     Event,
     HistoryCompacted,
+    HookRan,
     Notice,
     PlanUpdated,
     RunFinished,
@@ -102,11 +103,21 @@ async def _main(
         mcp_notices += hook_notices
         approval = getattr(args, "approval", None) or "auto"
         json_mode = bool(getattr(args, "json", False))
+        task: Any = getattr(args, "task", None)
+        command = None  # "/name args" of a custom command (.gemma-agent/commands/name.md)
+        if isinstance(task, str) and task.startswith("/"):
+            from ..agent import expand_command
+
+            command = expand_command(task, getattr(args, "workspace", None) or ".")
+        thinking = bool(getattr(args, "thinking", None))
+        if command is not None:
+            task = command.text
+            thinking = thinking if command.thinking is None else command.thinking
         agent = Agent(
             engine=engine,
             tools=tools,
             workspace=getattr(args, "workspace", None) or ".",
-            thinking=bool(getattr(args, "thinking", None)),
+            thinking=thinking,
             thinking_budget=getattr(args, "thinking_budget", None),
             tool_choice=getattr(args, "tool_choice", None) or "auto",
             approval=approval,
@@ -118,13 +129,14 @@ async def _main(
             skills=getattr(args, "memory", None) is not False,
             hooks=hooks,
         )
-        task: Any = getattr(args, "task", None)
         if task and media:
             task = [task, *media]
         view: _View = _JsonView(out) if json_mode else _RichView(out)
         finished: RunFinished | None = None
         # Without a terminal to ask (--json, piped stdin) asked calls are denied at once.
-        async for event in agent.stream(task, session_id=getattr(args, "resume", None)):
+        allowed = command.allowed_tools if command is not None else None
+        session = getattr(args, "resume", None)
+        async for event in agent.stream(task, session_id=session, allowed_tools=allowed):
             view.show(event)
             if isinstance(event, RunStarted):
                 holder["session_id"] = event.session_id
@@ -240,6 +252,14 @@ class _RichView(_View):
                 self._switch(None)
                 style = {"info": "dim", "warning": "yellow", "error": "red"}[event.level]
                 c.print(f"[{style}]{_escape(event.message)}[/]")
+            case HookRan():
+                self._switch(None)
+                style = {"allowed": "dim", "blocked": "yellow"}.get(event.outcome, "red")
+                said = f": {event.message}" if event.message else ""
+                c.print(
+                    f"[{style}]hook {event.event} {_escape(event.command)} "
+                    f"{event.outcome}{_escape(said)}[/]"
+                )
             case Usage():
                 pass  # summed up at the end
             case TurnFinished():

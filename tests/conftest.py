@@ -42,6 +42,18 @@ def _require_vllm() -> None:
     pytest.skip(msg)
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """A test that sets process-wide variables (the engine-log routing of `run`/`eval` sets
+    VLLM_LOGGING_CONFIG_PATH, ...) leaves none behind for later tests and the subprocesses
+    they start."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _state_files(root: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in root.rglob("*")} if root.exists() else {}
 

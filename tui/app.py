@@ -20,13 +20,22 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker
 
-from ..agent import Message, ModelTurn, SummaryMessage, ToolCall, UserMessage
+from ..agent import (
+    CommandPrompt,
+    CustomCommand,
+    Message,
+    ModelTurn,
+    SummaryMessage,
+    ToolCall,
+    UserMessage,
+)
 from ..errors import ConfigError
 from ..events import (
     ApprovalDecision,
     ApprovalRequested,
     Event,
     HistoryCompacted,
+    HookRan,
     Notice,
     PlanUpdated,
     RunFinished,
@@ -54,12 +63,13 @@ from .blocks import (
 from .chrome import CommandMenu, EngineProgress, PromptInput, StatusBar
 from .commands import BY_NAME, Choice, EngineFlags, help_text, parse_command
 from .config import APPROVAL_MODES, THINKING_DISPLAYS, ThinkingDisplay, TuiSettings
+from .custom import listing, load, menu_entries, startup_notices
 from .export import transcript_markdown
 from .format import error_text
 from .heap import HeapPolicy
 from .model_switch import TINY_BANNER, EngineFactory, ModelSwitch, ModelSwitcher, same_model
 from .rewind import RewindConfirm, RewindPicker, command_rewind
-from .screens import ApprovalScreen, SessionPicker
+from .screens import ApprovalScreen, HookTrustScreen, SessionPicker
 
 INIT_TASK = (
     "Study this repository (its layout, build and test commands, code style and conventions) "
@@ -118,6 +128,7 @@ class GemmaApp(App[int]):
     TITLE = "gemma-agent"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
+    hook_question = False  # the project's hooks wait for the user's trust (a queued task too)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+c", "ctrl_c", "Quit", priority=True, show=False),
@@ -155,7 +166,8 @@ class GemmaApp(App[int]):
         self.clock = clock
         self.starting_text = starting_text
         self.thinking_display: ThinkingDisplay = self.settings.thinking_display
-        self.queue: list[str] = []
+        self.queue: list[str | CommandPrompt] = []
+        self.custom_commands: list[CustomCommand] = []  # .gemma-agent/commands/*.md
         self.run_worker_: Worker[None] | None = None
         self.steps: dict[int, StepState] = {}
         self.cards: dict[str, ToolCard] = {}
@@ -233,6 +245,8 @@ class GemmaApp(App[int]):
         self.prompt.focus()
         if self.banner:
             self.add_block(NoticeBlock(self.banner, level="warning", banner=True))
+        for note in self.reload_commands():  # a file a built-in hides, a malformed one
+            self.add_block(NoticeBlock(note, level="warning"))
         progress = self.query_one(EngineProgress)
         if self.backend is None:
             self.engine_started_at = self.clock()
@@ -283,12 +297,13 @@ class GemmaApp(App[int]):
             self.add_block(NoticeBlock(note, level="warning"))
         for note in b.take_notices():  # MCP servers that did not start, untrusted ones
             self.add_block(NoticeBlock(note, level="warning"))
+        self.ask_hook_trust(b)
         if self.resume_id:
             session_id, self.resume_id = self.resume_id, None
             self.resume_session(session_id)
         else:  # the engine's and libraries' objects, once (resume_session does it otherwise)
             self.set_timer(SETTLE_SECONDS, lambda: self.settle_heap(full=True))
-        if self.queue and not self.switch_ready:
+        if self.queue and not self.switch_ready and not self.hook_question:
             self.start_run(self.queue.pop(0))
 
     # ---------------------------------------------------------------- frames
@@ -313,6 +328,32 @@ class GemmaApp(App[int]):
         for card in self.cards.values():
             if card.status == "running":
                 card.tick(now)
+        if self.backend is not None:  # background processes (run_shell background: true)
+            running = sum(p.status == "running" for p in self.backend.processes())
+            self.status.set(processes=running)
+
+    def ask_hook_trust(self, backend: Backend) -> None:
+        """The project's hook set, once per change of it: run its commands or not (remembered)."""
+        commands = backend.hook_trust_request()
+        if not commands:
+            return
+
+        def answered(trust: bool | None) -> None:
+            self.hook_question = False
+            backend.answer_hook_trust(bool(trust))
+            if trust:
+                self.say(f"The project's hooks are trusted: {len(commands)} command(s) will run.")
+            else:
+                self.say(
+                    "The project's hooks are not run (remembered until they change; "
+                    "--trust-hooks trusts them).",
+                    level="warning",
+                )
+            if self.queue and not self.running and not self.switch_ready:
+                self.start_run(self.queue.pop(0))  # the task given at start waited for this
+
+        self.hook_question = True
+        self.push_screen(HookTrustScreen(commands), answered)
 
     def on_transcript_scroll(self, old: float, new: float) -> None:
         """Reaching the top of a long resumed history shows older blocks."""
@@ -401,6 +442,8 @@ class GemmaApp(App[int]):
         if self.attach_pasted(text):
             return
         command = parse_command(text)
+        if command is not None and command.name not in BY_NAME and self.send_custom(text):
+            return
         if command is not None:
             self.run_command(command.name, command.arg)
             return
@@ -464,10 +507,34 @@ class GemmaApp(App[int]):
 
     # ---------------------------------------------------------------- runs
 
-    def start_run(self, task: str) -> None:
+    def reload_commands(self) -> list[str]:
+        """Read the custom command files again (completion offers them); the notices about
+        files a built-in hides or that are malformed."""
+        self.custom_commands = load(self.workspace)
+        self.query_one(CommandMenu).custom = menu_entries(self.custom_commands)
+        return startup_notices(self.custom_commands)
+
+    def send_custom(self, text: str) -> bool:
+        """``/name args`` of a custom command: its text is sent (queued while a run goes on);
+        False when no command file has that name (read again first: one may be new)."""
+        self.reload_commands()
+        name, _, arguments = text.strip()[1:].partition(" ")
+        command = next((c for c in self.custom_commands if c.usable and c.name == name), None)
+        if command is None:
+            return False
+        prompt = command.expand(arguments)
+        if self.backend is None or self.running or self.switch_ready:
+            self.queue.append(prompt)
+            self.say(f"Queued: /{prompt.command}; it will be sent next.")
+        else:
+            self.start_run(prompt)
+        return True
+
+    def start_run(self, task: str | CommandPrompt) -> None:
         assert self.backend is not None
         names = tuple(chip(a) for a in self.attachments)
-        self.add_block(UserBlock(task, attachments=names))
+        shown = task.typed if isinstance(task, CommandPrompt) else task
+        self.add_block(UserBlock(shown, attachments=names))
         self.interrupted = False
         self.run_ended.clear()
         self.status.set(running=True, step=0)
@@ -475,12 +542,19 @@ class GemmaApp(App[int]):
             self.drive(task), group="agent", exit_on_error=False, name="agent-run"
         )
 
-    async def drive(self, task: str) -> None:
+    async def drive(self, task: str | CommandPrompt) -> None:
         """Consume one run's events. Never raises except on cancellation (Esc)."""
         assert self.backend is not None
+        backend = self.backend
         parts, self.attachments = self.attachments, []
         mode = "plan" if self.plan_mode else "default"
-        stream = self.backend.stream([task, *parts] if parts else task, mode=mode)
+        allowed, thinking = None, backend.thinking
+        if isinstance(task, CommandPrompt):  # a custom command: its tools, its thinking
+            allowed = task.allowed_tools
+            if task.thinking is not None and task.thinking != thinking:
+                backend.set_thinking(task.thinking, backend.thinking_budget)
+            task = task.text
+        stream = backend.stream([task, *parts] if parts else task, mode=mode, allowed_tools=allowed)
         try:
             async with contextlib.aclosing(stream):  # type: ignore[type-var]
                 async for event in stream:
@@ -492,6 +566,8 @@ class GemmaApp(App[int]):
             self.finish_open_blocks(cancel_cards=True)
             self.add_block(NoticeBlock(error_text(e), level="error", title="The run failed"))
         finally:
+            if backend.thinking != thinking:  # the command's setting was for its message only
+                backend.set_thinking(thinking, backend.thinking_budget)
             self.flush_frame()
             self.status.set(running=False)
             self.run_ended.set()  # the agent's session is free again (the stream is closed)
@@ -608,6 +684,9 @@ class GemmaApp(App[int]):
                 card = self.card_for(event.call, event.step)
                 seconds = max(0.0, self.clock() - card.started)
                 card.finish(event.result, seconds)
+                if event.call.name == "skill" and not event.result.is_error:
+                    name = event.call.arguments.get("name", "?")
+                    self.say(f"📘 Skill loaded: {name} (its instructions are in the conversation)")
             case PlanUpdated():
                 self.plan.set_items(event.items)
                 self.plan.display = bool(event.items)
@@ -619,6 +698,12 @@ class GemmaApp(App[int]):
                 self.on_usage(event)
             case Notice():
                 self.add_block(NoticeBlock(event.message, level=event.level))
+            case HookRan():
+                if event.outcome != "allowed" or event.message:  # silent when it just agreed
+                    said = f": {event.message}" if event.message else ""
+                    hook_level: NoticeLevel = "info" if event.outcome == "allowed" else "warning"
+                    text = f"{event.event} hook {event.command} {event.outcome}{said}"
+                    self.add_block(NoticeBlock(text, level=hook_level))
             case TurnFinished():
                 state = self.step_state(event.step)
                 self.end_thinking(state)
@@ -967,6 +1052,10 @@ class GemmaApp(App[int]):
             return
         if name == "accept":
             self.accept_plan(arg)
+            return
+        if name == "commands":
+            self.reload_commands()
+            self.say(listing(self.custom_commands), markdown=True)
             return
         if name in ("memory", "skills", "init") and self.backend is not None:
             self.command_context(self.backend, name, arg)

@@ -64,9 +64,13 @@ class Backend(Protocol):
         before the first task."""
         ...
 
-    def stream(self, task: str | list[Any], *, mode: str = "default") -> AsyncIterator[Event]:
+    def stream(
+        self, task: str | list[Any], *, mode: str = "default",
+        allowed_tools: Sequence[str] | None = None,
+    ) -> AsyncIterator[Event]:  # fmt: skip
         """Run a task (text, or text + media) in the current session; RunStarted sets
-        ``session_id``. ``mode``: "plan" (read-only tools and update_plan only) or "default"."""
+        ``session_id``. ``mode``: "plan" (read-only tools and update_plan only) or "default";
+        ``allowed_tools``: the only tools this run may call (a custom command's)."""
         ...
 
     def new_session(self) -> None: ...
@@ -132,6 +136,15 @@ class Backend(Protocol):
         """run_shell's background processes (running and ended) of this session."""
         ...
 
+    def hook_trust_request(self) -> list[str]:
+        """The commands of the project's hook set when the user has not answered it yet
+        (trusted or declined this exact set); [] otherwise."""
+        ...
+
+    def answer_hook_trust(self, trust: bool) -> None:
+        """Remember the answer for the project's hook set; trusted, its hooks run from now on."""
+        ...
+
 
 class AgentBackend:
     """`Backend` over a `gemma_agent.Agent` (its engine already built or built on first use)."""
@@ -144,8 +157,10 @@ class AgentBackend:
         mcp: MCPServers | None = None,
         mcp_config: MCPConfig | None = None,
         notices: Sequence[str] = (),
+        hook_trust: Any = None,
     ) -> None:
         self.agent = agent
+        self.hook_trust = hook_trust  # agent.hooks.HookTrust: a project hook set to ask about
         self.mcp = mcp  # closed with the backend
         self.mcp_config = mcp_config
         self._notices = list(notices)
@@ -196,7 +211,10 @@ class AgentBackend:
         length = info.max_model_len if info is not None else 0
         return 0, max(length - self.agent.max_output_tokens, 0)
 
-    async def stream(self, task: str | list[Any], *, mode: str = "default") -> AsyncIterator[Event]:
+    async def stream(
+        self, task: str | list[Any], *, mode: str = "default",
+        allowed_tools: Sequence[str] | None = None,
+    ) -> AsyncIterator[Event]:  # fmt: skip
         self._before.clear()
         stream = self.agent.stream(
             task,
@@ -204,6 +222,7 @@ class AgentBackend:
             on_emit=self._on_emit,
             answers_approvals=True,
             mode=mode,  # type: ignore[arg-type]
+            allowed_tools=allowed_tools,
         )  # the app answers each ApprovalRequested (modal)
         async with contextlib.aclosing(stream) as s:  # type: ignore[type-var]
             async for event in s:
@@ -344,11 +363,21 @@ class AgentBackend:
             return []
         return [c.name for c in self.mcp_config.trust()]
 
+    def hook_trust_request(self) -> list[str]:
+        return list(self.hook_trust.commands()) if self.hook_trust is not None else []
+
+    def answer_hook_trust(self, trust: bool) -> None:
+        if self.hook_trust is not None:
+            request, self.hook_trust = self.hook_trust, None
+            request.answer(trust)
+
     def processes(self) -> list[ProcessInfo]:
         found: list[ProcessInfo] = []
+        groups: set[int] = set()  # run_shell, shell_output and shell_kill share one group
         for tool in self.agent.registry:
             group = getattr(tool, "processes", None)
-            if group is not None and hasattr(group, "list"):
+            if group is not None and hasattr(group, "list") and id(group) not in groups:
+                groups.add(id(group))
                 found += group.list()
         return found
 

@@ -33,6 +33,7 @@ class StatusInfo:
     approval: str = "ask"
     running: bool = False
     sandbox_off: bool = False  # run_shell wanted bubblewrap but it cannot run here
+    processes: int = 0  # background processes running (run_shell background: true)
 
 
 class StatusBar(Static):
@@ -103,6 +104,9 @@ def status_text(i: StatusInfo) -> Text:
     t.append(f"step {i.step}" + (f"/{i.max_steps}" if i.max_steps else ""))
     t.append(" │ ")
     t.append(i.approval, style="bold yellow" if i.approval == "yolo" else "bold")
+    if i.processes:
+        t.append(" │ ")
+        t.append(f"⚙ {i.processes} bg", style="bold cyan")
     if i.sandbox_off:
         t.append(" │ ")
         t.append("no sandbox", style="bold red")
@@ -229,11 +233,12 @@ class CommandMenu(OptionList):
         super().__init__(id="command-menu")
         self.can_focus = False
         self.matches: list[Command] = []
+        self.custom: list[Command] = []  # the custom commands (command files), offered too
         self.choices: list[Choice] = []  # argument completions (matches is then empty)
         self.moved = False  # the highlight was moved with the arrows since the menu opened
 
     def show_for(self, text: str) -> bool:
-        matches = complete(text)
+        matches = complete(text, self.custom)
         choices = [] if matches else complete_argument(text)
         shown = bool(matches or choices)
         if matches == self.matches and choices == self.choices and self.display == shown:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -38,6 +38,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("memory", "[edit]", "show the AGENTS.md memory loaded (edit: open it in $EDITOR)"),
     Command("init", "", "have the agent study the repository and write AGENTS.md"),
     Command("skills", "", "list the skills (and the malformed ones, with why)"),
+    Command("commands", "", "list the custom commands (.gemma-agent/commands/*.md)"),
     Command("sessions", "", "pick a saved session to resume"),
     Command("resume", "ID", "resume a saved session"),
     Command("save", "", "save the session now and show its id"),
@@ -64,12 +65,13 @@ def parse_command(text: str) -> ParsedCommand | None:
     return ParsedCommand(name.lower(), arg.strip())
 
 
-def complete(prefix: str) -> list[Command]:
-    """Commands whose name starts with what was typed after the slash."""
+def complete(prefix: str, custom: Sequence[Command] = ()) -> list[Command]:
+    """Commands whose name starts with what was typed after the slash: the built-ins, then
+    the custom commands (``custom``, from the command files)."""
     if not prefix.startswith("/") or " " in prefix or "\n" in prefix:
         return []
     typed = prefix[1:].lower()
-    return [c for c in COMMANDS if c.name.startswith(typed)]
+    return [c for c in (*COMMANDS, *custom) if c.name.lower().startswith(typed)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Modal screens: tool approval and the session picker."""
+"""Modal screens: tool approval, the session picker, trusting a project's hooks."""
 
 from __future__ import annotations
 
@@ -124,3 +124,54 @@ class SessionPicker(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class HookTrustScreen(ModalScreen[bool]):
+    """Run the project's hooks? The commands listed; the answer is remembered per project until
+    the set changes."""
+
+    DEFAULT_CSS = """
+    HookTrustScreen { align: center middle; }
+    HookTrustScreen > Vertical {
+        width: 90%; max-width: 110; height: auto; max-height: 90%;
+        border: thick $warning; background: $surface; padding: 1 2;
+    }
+    HookTrustScreen .title { text-style: bold; color: $text-warning; }
+    HookTrustScreen .reason { color: $text-muted; margin: 0 0 1 0; }
+    HookTrustScreen VerticalScroll { height: auto; max-height: 24; background: $panel; padding: 0 1; }
+    HookTrustScreen Horizontal { height: auto; margin: 1 0 0 0; }
+    HookTrustScreen Button { margin: 0 1 0 0; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Trust", show=False),
+        Binding("n,escape", "answer(False)", "Do not run", show=False),
+    ]
+
+    def __init__(self, commands: list[str]) -> None:
+        super().__init__()
+        self.commands = commands
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Run this project's hooks?", classes="title")
+            yield Static(
+                "They come with the workspace (.gemma-agent/settings.json) and run these "
+                "commands on this machine. Your answer is remembered until the set changes.",
+                classes="reason",
+            )
+            with VerticalScroll():
+                yield Static(Text("\n".join(self.commands)), id="hook-commands")
+            with Horizontal():
+                yield Button("Trust and run them (y)", id="trust", variant="warning")
+                yield Button("Do not run them (n)", id="decline", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#decline", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_answer(event.button.id == "trust")
+
+    def action_answer(self, trust: bool) -> None:
+        self.dismiss(trust)

@@ -106,6 +106,9 @@ class CompactionChain:
             wanted = ctx.manual and isinstance(tier, SummarizeOldTurns) and not summarized
             if triggered and not tier.every_step and tokens <= target and not wanted:
                 continue
+            if not tier.every_step and not ctx.manual and ctx.before is not None:
+                focus = await ctx.before()  # PreCompact hooks, once
+                ctx = replace(ctx, before=None, focus=focus or ctx.focus)
             result = await tier.apply(current, ctx, tokens, target)
             if result is None:
                 continue

@@ -104,6 +104,9 @@ class CompactionContext:
     tokens: int | None = None
     # This conversation's memory between calls; None: the compactor keeps one per conversation.
     state: CompactionState | None = None
+    # Called once when an automatic compaction starts (past the trigger; not for every-step
+    # clipping): the PreCompact hooks. Returns a focus for the summary, or None.
+    before: Callable[[], Awaitable[str | None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

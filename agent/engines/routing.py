@@ -2,9 +2,12 @@
 
 An agent session is a chain of appends (each step's prompt is the last one plus a little), so
 its prompts are served from the prefix cache only on the replica that saw the previous step.
-Every request carries a routing key (the session id). With the ``affinity`` policy the key picks
-its replica by rendezvous (highest-random-weight) hashing over the healthy replicas: each
-session has one home, and when a replica leaves only its own sessions move. A session leaves its
+Every request carries a routing key (the session id). With the ``affinity`` policy a new key is
+placed by rendezvous (highest-random-weight) hashing over the healthy replicas, with bounded
+loads: on its highest-weight replica unless that one already holds its even share of the known
+sessions, then on the next (a new session has no cache anywhere, so this costs nothing, and 8
+sessions on 2 replicas split 4/4 instead of like coin flips). Each session then has one home, and
+when a replica leaves only its own sessions move. A session leaves its
 home only while that replica is clearly overloaded compared with the least loaded one (both
 thresholds, as in the ``cache_aware`` policy of vLLM's router and Ray Serve's
 ``PrefixCacheAffinityRouter``: more than ``balance_abs_threshold`` requests in flight above it,
@@ -91,6 +94,7 @@ class Router:
         self.max_down_s = max_down_s
         self._clock = clock
         self._homes: OrderedDict[str, str] = OrderedDict()  # key → url it last went to
+        self._sessions: dict[str, int] = {}  # url → how many keys have it as home
         self._max_keys = max_keys
         self._rr = 0
 
@@ -106,15 +110,31 @@ class Router:
         by_url = {r.url: r for r in healthy}
         home = by_url.get(self._homes.get(key, ""))
         if home is None:
-            home = max(healthy, key=lambda r: rendezvous_score(key, r.url))
+            home = self._place(key, healthy)
         if self.overloaded(home, least):
             log.info("routing: %s overloaded, session %s goes to %s", home.url, key, least.url)
             home = least
-        self._homes[key] = home.url
+        self._set_home(key, home.url)
+        return home
+
+    def _place(self, key: str, healthy: list[Replica]) -> Replica:
+        """A new session's home: by weight, skipping replicas that hold their share already."""
+        known = sum(self._sessions.get(r.url, 0) for r in healthy)
+        share = -(-(known + 1) // len(healthy))  # ceil: the even share with this session
+        ranked = sorted(healthy, key=lambda r: rendezvous_score(key, r.url), reverse=True)
+        return next((r for r in ranked if self._sessions.get(r.url, 0) < share), ranked[0])
+
+    def _set_home(self, key: str, url: str) -> None:
+        old = self._homes.get(key)
+        if old != url:
+            if old is not None:
+                self._sessions[old] -= 1
+            self._sessions[url] = self._sessions.get(url, 0) + 1
+        self._homes[key] = url
         self._homes.move_to_end(key)
         if len(self._homes) > self._max_keys:
-            self._homes.popitem(last=False)
-        return home
+            _, gone = self._homes.popitem(last=False)
+            self._sessions[gone] -= 1
 
     def overloaded(self, replica: Replica, least: Replica) -> bool:
         """Clearly busier than the least loaded: past both thresholds."""

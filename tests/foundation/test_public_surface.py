@@ -11,18 +11,19 @@ SURFACE = {
     "gemma_agent": """Agent AgentError Audio ConfigError EngineError Image OpenAIHTTPEngine
         RunResult ScriptedEngine Tool ToolContext ToolError VLLMEngine __version__ tool""",
     "gemma_agent.events": """ApprovalDecision ApprovalRequested DroppedItem Event
-        HistoryCompacted Notice PlanItem PlanUpdated RunFinished RunStarted RunUsage StopReason
+        HistoryCompacted HookOutcomeKind HookRan Notice PlanItem PlanUpdated RunFinished RunStarted RunUsage StopReason
         TextDelta ThinkingDelta ToolCallFinished ToolCallStarted TurnFinished Usage
         event_to_dict""",
     "gemma_agent.errors": """AgentError ConfigError EngineError EngineRequestFailed
         EngineUnavailable RenderError""",
     "gemma_agent.agent": """Agent Attachment Audio Checkpoint Engine EngineConfig EngineInfo
         FileChange Hooks Image MemoryFile ProjectContext RewindConflict RewindResult
-        MEDIA_SUFFIXES Message ModelPreset ModelTurn PRESETS RunResult SessionSummary Step
-        SummaryMessage ToolCall ToolResult Tracing TurnUsage UserMessage create_engine
+        MEDIA_SUFFIXES Message ModelPreset ModelTurn PRESETS RunResult SavedSession
+        SessionSummary Step SummaryMessage ToolCall ToolResult Tracing TurnUsage UserMessage
+        create_engine
         describe_attachment find_preset instrument_all load_hooks load_media model_problem
-        read_steps
-        saved_model""",
+        read_session read_steps
+        saved_model CommandPrompt CustomCommand discover_commands expand_command""",
     "gemma_agent.agent.compaction": """AutoCompaction ClearOldToolResults ClipToolOutputs
         Compaction CompactionChain CompactionContext CompactionLedger CompactionState Compactor
         DEFAULT_TOOL_ROLES DropOldest LedgerEntry SpillSink SummarizeOldTurns Tier ToolRoles
@@ -40,10 +41,12 @@ SURFACE = {
         ToolCallStart VALID_VARIANTS family_from_template history_to_dicts normalize_schema
         parse_output render_chat render_ids render_tool_responses template_family
         tokenize_continuation tokenize_tool_responses tool_declaration""",
-    "gemma_agent.evals": """AgentSolver BUILTIN_SUITES EvalOptions Grade OracleSolver
-        SampleResult Shard SolveOutcome Solver Suite Task Workspace grade load_suite
-        merge_outputs pass_at_k read_results run_suite select_tasks summarize""",
+    "gemma_agent.evals": """AgentSolver BUILTIN_SUITES EvalEnv EvalOptions Grade Observation
+        OracleSolver SampleResult Shard SolveOutcome Solver StepResult Suite Task Workspace grade
+        load_suite merge_outputs pass_at_k read_results run_suite select_tasks summarize""",
+    "gemma_agent.evals.env": "EvalEnv Observation RewardFn StepResult pass_fail",
     "gemma_agent.headless": "run_headless",
+    "gemma_agent.editors": "AgentFactory GemmaACPAgent ToolsHook build_agent run_acp serve_acp",
     "gemma_agent.evals.export": """FORMATS Format RewardHook Source resolve_tokenizer segments
         sequence sources trajectories write_export""",
 }

@@ -39,6 +39,9 @@ def test_project_hooks_need_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     events = _run(ws, "--trust-hooks")
     done = next(e for e in events if e["kind"] == "tool_call_finished")
     assert "shell is off today" in json.dumps(done["result"])
+    (ran,) = [e for e in events if e["kind"] == "hook_ran"]  # the outcome, typed, in --json
+    assert ran == {"kind": "hook_ran", "event": "PreToolUse", "command": hook["command"],
+                   "outcome": "blocked", "message": "shell is off today", "step": 1}  # fmt: skip
     events = _run(ws)  # remembered
     done = next(e for e in events if e["kind"] == "tool_call_finished")
     assert "shell is off today" in json.dumps(done["result"])

@@ -1,4 +1,5 @@
-"""The faces sit on the SDK's public surface: an AST scan of what `tui/` and `headless/` import.
+"""The faces sit on the SDK's public surface: an AST scan of what `tui/`, `headless/` and
+`editors/` import.
 
 A face may import its own modules and the public packages below, and from those only the names
 their ``__all__`` lists; never a module inside them (`gemma_agent.agent.session`,
@@ -16,7 +17,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = ("gemma_agent", "gemma_agent.agent", "gemma_agent.events", "gemma_agent.errors")
-PUBLIC_FOR = {"tui": (*PUBLIC, "gemma_agent.tools"), "headless": (*PUBLIC, "gemma_agent.tools")}
+PUBLIC_FOR = {
+    "tui": (*PUBLIC, "gemma_agent.tools"),
+    "headless": (*PUBLIC, "gemma_agent.tools"),
+    "editors": (*PUBLIC, "gemma_agent.tools"),
+}
 
 
 def imports_of(source: str, package: str) -> list[tuple[int, str, list[str]]]:

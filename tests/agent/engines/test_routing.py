@@ -111,11 +111,25 @@ async def test_each_session_stays_on_one_replica_and_sends_its_key(tokenizer) ->
             homes.setdefault(seen.headers["x-session-id"], set()).add(n)
     assert sorted(homes) == sorted(keys)
     assert all(len(h) == 1 for h in homes.values())  # every step where the first one went
-    # ... and the one rendezvous hashing names.
+    # Placed by weight with bounded loads: 24 sessions split evenly, most on their first choice.
     urls = [r.url for r in replicas]
-    for key, (n,) in homes.items():
-        assert urls[n] == max(urls, key=lambda u: rendezvous_score(key, u))
-    assert min(len(r.seen) for r in replicas) >= 9  # spread: 24 sessions over 3 replicas
+    assert sorted(len(r.seen) for r in replicas) == [24, 24, 24]  # 8 sessions x 3 steps each
+    first = [
+        k for k, (n,) in homes.items() if urls[n] == max(urls, key=lambda u: rendezvous_score(k, u))
+    ]
+    assert len(first) >= 12
+
+
+async def test_new_sessions_are_placed_evenly_and_stay() -> None:
+    """Rendezvous hashing alone splits 8 sessions over 2 replicas like coin flips (4/4 about a
+    quarter of the time); bounded loads place each on its first choice unless that one holds its
+    share already."""
+    for trial in range(20):
+        router = Router(["http://a", "http://b"])
+        keys = [f"{trial}-{i}" for i in range(8)]
+        homes = {k: router.pick(k).url for k in keys}
+        assert sorted(list(homes.values()).count(u) for u in ("http://a", "http://b")) == [4, 4]
+        assert all(router.pick(k).url == homes[k] for k in keys)  # and they stay
 
 
 async def test_a_session_leaves_its_replica_only_when_clearly_overloaded() -> None:
@@ -227,7 +241,8 @@ async def test_a_stream_cut_mid_way_resumes_on_another_replica(tokenizer) -> Non
 async def test_all_replicas_down_is_unavailable_after_the_retries(tokenizer) -> None:
     down = lambda seen: Status(502, "bad gateway")  # noqa: E731
     with fakes(down, down) as (a, b):
-        engine = await connect([a, b], tokenizer, retries=3, backoff_s=0.01, down_s=0.01)
+        # down_s long enough that no replica counts as back while the retries run (under load)
+        engine = await connect([a, b], tokenizer, retries=3, backoff_s=0.01, down_s=30.0)
         with pytest.raises(EngineUnavailable, match="gave up after 4 attempts, no replica"):
             await run(engine, "s")
         await engine.aclose()
