@@ -179,11 +179,13 @@ def _with_results(turn: ModelTurn, results: dict[str, ToolResult], missing: str)
 async def _compact(run: RunState) -> None:
     """Between steps only: a call is never separated from its result. Then, compactor or not,
     fresh results larger than the room left are clipped to fit (the run goes on)."""
+    ctx = _context(run)
     if run.compactor is not None:
-        done = await run.compactor.compact(run.history, _context(run))
+        done = await run.compactor.compact(run.history, ctx)
         if done is not None:
             run.replace_history(done.history, done.event)
-    fitted = fit_fresh_results(run.history, _context(run))
+            ctx = _context(run)  # counted again only when the history changed
+    fitted = fit_fresh_results(run.history, ctx)
     if fitted is not None:
         run.replace_history(fitted.history, fitted.event)
         ev = fitted.event
