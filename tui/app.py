@@ -310,7 +310,7 @@ class GemmaApp(App[int]):
 
     def flush_frame(self) -> None:
         """Paint buffered deltas: one repaint per streaming block per frame."""
-        if self.archive_pending:
+        if self.archive_pending and self.query(Archive):  # gone while the app tears down
             self.archive_pending = self.archive_settled(limit=1) > 0
         if not self.dirty:
             return
@@ -320,17 +320,21 @@ class GemmaApp(App[int]):
                 block.flush()
 
     def tick(self) -> None:
+        # query, not query_one: the interval can fire once more while the app tears its
+        # screen down, and then the widgets are already gone
         now = self.clock()
-        if self.backend is None and self.engine_error is None:
-            self.query_one(EngineProgress).show(self.starting_text, now - self.engine_started_at)
-        elif self.switch is not None:
-            self.query_one(EngineProgress).show(self.switch.text, now - self.switch.started)
+        for progress in self.query(EngineProgress):
+            if self.backend is None and self.engine_error is None:
+                progress.show(self.starting_text, now - self.engine_started_at)
+            elif self.switch is not None:
+                progress.show(self.switch.text, now - self.switch.started)
         for card in self.cards.values():
             if card.status == "running":
                 card.tick(now)
         if self.backend is not None:  # background processes (run_shell background: true)
             running = sum(p.status == "running" for p in self.backend.processes())
-            self.status.set(processes=running)
+            for bar in self.query(StatusBar):
+                bar.set(processes=running)
 
     def ask_hook_trust(self, backend: Backend) -> None:
         """The project's hook set, once per change of it: run its commands or not (remembered)."""

@@ -49,3 +49,21 @@ async def test_processes_listed_and_killed_when_the_app_leaves(tmp_path: Path) -
         text = [b.message for b in app.blocks() if isinstance(b, NoticeBlock)][-1]
         assert "**bg1** · running" in text and command in text and "server up" in text
     assert not sleeping(), "leaving the app kills the background processes"
+
+
+async def test_a_tick_during_teardown_finds_no_chrome_and_does_nothing(tmp_path: Path) -> None:
+    """The tick interval can fire once more while the app removes its screen (seen in CI)."""
+    agent = Agent(
+        engine=ScriptedEngine([]),
+        tools=coding_tools(sandbox="none", background=True),
+        workspace=tmp_path,
+        sessions_dir=tmp_path / ".sessions",
+        fsync=False,
+    )
+    app = GemmaApp(
+        backend=AgentBackend(agent), settings=TuiSettings(), workspace=tmp_path, clock=fixed_clock
+    )
+    async with app.run_test(size=(110, 40)) as pilot:
+        await wait_idle(pilot)
+        await app.screen.query("StatusBar, EngineProgress").remove()
+        app.tick()
