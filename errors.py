@@ -8,6 +8,7 @@
     └── EngineError                 the model engine failed
         ├── EngineUnavailable       dead or unreachable: restart or reconfigure
         └── EngineRequestFailed     this request failed; retrying may help
+            └── StreamBroken        its stream broke mid-way and cannot be resumed: redo it
 
 Problems the model made (bad arguments, unparsable output, a tool raising ``ToolError`` or
 crashing) are not exceptions: they become results the model reads, and end the run only past a
@@ -43,6 +44,12 @@ class EngineRequestFailed(EngineError):
     """One request failed; the engine itself is alive and a retry may succeed."""
 
 
+class StreamBroken(EngineRequestFailed):
+    """The response stream broke after output had arrived and the engine cannot resume it
+    (a grammar is active: the server's grammar would restart at the appended ids). The
+    request can be redone from the start, on another replica; what arrived is discarded."""
+
+
 __all__ = [
     "AgentError",
     "ConfigError",
@@ -50,4 +57,5 @@ __all__ = [
     "EngineRequestFailed",
     "EngineUnavailable",
     "RenderError",
+    "StreamBroken",
 ]

@@ -114,7 +114,8 @@ async def _plan(run: RunState, prompt: list[int]) -> tuple[Generation, list[str]
             if (partial := run.model.partial_turn()) is not None:
                 run.commit(partial)  # keep what was generated before the cancel
             raise
-        run.add_usage(gen)
+        for spent in (*gen.redone, gen):  # attempts whose stream broke were spent too
+            run.add_usage(spent)
         problems, invalid = run.check(gen, choice)
         run.emit(
             Usage(
@@ -126,11 +127,14 @@ async def _plan(run: RunState, prompt: list[int]) -> tuple[Generation, list[str]
             )
         )  # fmt: skip
         last = not problems or attempt == run.limits.max_redecodes or run.budget_spent()
+        if not last:  # greedy decoding of the same prompt and grammar writes the same again
+            retry = run.grammar("required" if choice == "auto" else choice, prompt)
+            last = retry == grammar and run.sampling.get("temperature") == 0
         run.record_step(prompt, gen, attempt=attempt, accepted=last)
         if last:
             return gen, problems, invalid
         run.failed_attempt(gen, problems, attempt + 1)
-        grammar = run.grammar("required" if choice == "auto" else choice, prompt)
+        grammar = retry
     raise AssertionError("unreachable")
 
 

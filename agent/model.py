@@ -16,11 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import StreamBroken
 from ..prompts import tokens as T
 from ..prompts.parse import ContentDelta, ParsedOutput, ReasoningDelta, StreamParser
 from ..prompts.render import render_ids, tokenize_tool_responses
 from .engines.base import Engine, EngineRequest, FinishReason, MediaItem, PromptIds
-from .events import Emit, TextDelta, ThinkingDelta
+from .events import Emit, Notice, TextDelta, ThinkingDelta
 from .media import media_expansion, prompt_attachments
 from .media_tokens import media_item_tokens
 from .messages import (
@@ -48,6 +49,9 @@ class Generation:
     calls: list[ToolCall] = field(default_factory=list)  # complete calls, with ids
     call_errors: dict[str, str] = field(default_factory=dict)  # call id → why args are bad
     first_token_seconds: float | None = None  # time to the first generated token
+    # Attempts whose stream broke mid-way and were redone from the start (`StreamBroken`):
+    # never part of the turn, but their tokens were spent (the run's usage counts them).
+    redone: list[Generation] = field(default_factory=list)
 
     def turn(self) -> ModelTurn:
         p = self.parsed
@@ -61,6 +65,10 @@ class Generation:
 
 class ModelLayer:
     """Renders, generates and parses for one conversation; keeps the in-flight prompt ids."""
+
+    # Redos of a request whose stream broke mid-way with a grammar (`StreamBroken`): the
+    # engine has taken the failed replica out, so a redo normally lands on another one.
+    max_redos = 2
 
     def __init__(
         self,
@@ -231,6 +239,10 @@ class ModelLayer:
 
         ``prompt_tokens``: the prompt's length as the engine holds it (media expanded); by
         default `prompt_tokens(prompt)` for the live prompt, else counted from ``media``.
+
+        A stream that breaks mid-way and cannot be resumed (`StreamBroken`) is redone from the
+        start up to `max_redos` times, with a `Notice`; the deltas already streamed are then
+        superseded by the turn (consumers take the turn from `TurnFinished`).
         """
         if prompt_tokens is None:
             if prompt is self._live:
@@ -250,6 +262,49 @@ class ModelLayer:
             media=tuple(media),
             routing_key=self.routing_key,
         )
+        redone: list[Generation] = []
+        for attempt in range(self.max_redos + 1):
+            started = time.perf_counter()
+            try:
+                gen = await self._stream(request, prompt, prompt_tokens, step, emit, stream)
+            except StreamBroken as e:
+                if attempt == self.max_redos or self._partial is None:
+                    raise
+                # What arrived is dropped (never a turn); its tokens were spent all the same.
+                parser, ids = self._partial
+                usage = TurnUsage(
+                    prompt_tokens=prompt_tokens,
+                    generated_tokens=len(ids),
+                    thinking_tokens=self._thinking_tokens(prompt, ids),
+                )
+                seconds = time.perf_counter() - started
+                redone.append(
+                    Generation(prompt_tokens, ids, parser.finish(), None, usage, seconds, 0.0)
+                )
+                emit(
+                    Notice(
+                        f"the stream broke mid-way and a grammar is active, so it cannot be "
+                        f"resumed: step {step} is redone from the start on another replica "
+                        f"(attempt {attempt + 2} of {self.max_redos + 1}; {e})",
+                        "warning",
+                        step,
+                    )
+                )
+                continue
+            gen.redone = redone
+            return gen
+        raise AssertionError("unreachable")
+
+    async def _stream(
+        self,
+        request: EngineRequest,
+        prompt: Sequence[int],
+        prompt_tokens: int,
+        step: int,
+        emit: Emit,
+        stream: bool,
+    ) -> Generation:
+        """One engine request, parsed as it streams (`partial_turn` reads it meanwhile)."""
         parser = StreamParser(
             self.declarations or None,
             thinking=self.thinking,
@@ -394,9 +449,15 @@ class ModelLayer:
         self._staged = None
 
     async def summarize(
-        self, history: Sequence[Message], instruction: str
+        self,
+        history: Sequence[Message],
+        instruction: str,
+        *,
+        temperature: float | None = None,
+        seed: int | None = None,
     ) -> tuple[str, TurnUsage]:
-        """Ask the model for a summary of ``history`` (compaction). Thinking off, no streaming.
+        """Ask the model for a summary of ``history`` (compaction). Thinking off, no streaming;
+        sampled as the run's steps are (``temperature`` 0: greedy, the same summary each time).
 
         The instruction is a user turn appended to the live prompt (`summary_prompt`), so the
         engine's prefix cache serves the whole conversation. The request carries the history's
@@ -423,6 +484,8 @@ class ModelLayer:
             max_tokens=min(self.max_output_tokens, room),
             thinking_budget=0,
             media=media,
+            temperature=temperature,
+            seed=seed,
             stream=False,
             prompt_tokens=size,
         )

@@ -9,7 +9,8 @@ budgets and prefix caching behave exactly as with the embedded engine. Start the
 Resilience: connection errors, hangs (read timeouts), 429 and 5xx are retried with exponential
 backoff and jitter (``Retry-After`` honoured); other 4xx are not. A stream that drops mid-way, or
 sends an event we cannot read, is resumed as an append (prompt + what was already received)
-unless a grammar is active, where a resume would restart the grammar. The event stream is read
+unless a grammar is active, where a resume would restart the grammar: then `StreamBroken` says
+the request must be redone from the start (the model layer does). The event stream is read
 with ``httpx-sse`` (lines end only at CR, LF and CRLF, as SSE says: token texts may hold U+2028).
 
 Routing (``routing.py``): each request carries a routing key (``EngineRequest.routing_key``, the
@@ -45,7 +46,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from ...errors import ConfigError, EngineRequestFailed, EngineUnavailable
+from ...errors import ConfigError, EngineRequestFailed, EngineUnavailable, StreamBroken
 from ...prompts.tokens import Tokenizer
 from . import segments
 from .base import EngineDelta, EngineInfo, EngineRequest, FinishReason, MediaItem
@@ -289,9 +290,11 @@ class OpenAIHTTPEngine:
                     if failed is not None and e.take_out:
                         self._router.failed(failed, str(e))
                     if isinstance(e, _Dropped) and received and request.grammar is not None:
-                        raise EngineRequestFailed(
+                        # The failed replica is out of the rotation already: a redo from the
+                        # start (the model layer's) goes to another one.
+                        raise StreamBroken(
                             f"the server's stream broke mid-way ({e}); with a grammar it cannot "
-                            "be resumed, retry the request"
+                            "be resumed, redo the request from the start"
                         ) from e
                     if attempt > self._retries:
                         if self._router.all_down():

@@ -310,6 +310,14 @@ async def test_invalid_arguments_become_an_error_result_after_redecodes(tmp_path
     assert "seconds" in engine.requests[3].prompt_text.split("<|tool_response>")[-1]
 
 
+async def test_greedy_decoding_is_not_redone_with_the_same_grammar(tmp_path: Path) -> None:
+    wrong = call("nap", seconds="soon", label="a")  # the same prompt would give it again
+    agent, engine = make_agent(tmp_path, [wrong, "gave up"], max_redecodes=2, temperature=0.0)
+    result = await agent.run("x")
+    assert result.output == "gave up" and len(engine.requests) == 2
+    assert result.turns[1].tool_results[0].is_error  # type: ignore[union-attr]
+
+
 class Verdict(BaseModel):
     city: str
     temperature: int

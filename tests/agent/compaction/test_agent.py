@@ -125,9 +125,11 @@ async def test_300_step_agent_session_never_exceeds_the_budget(tmp_path: Path) -
 
 async def test_manual_compaction_through_the_agent_uses_the_focus(tmp_path: Path) -> None:
     prompts: list[str] = []
+    sampled: list[tuple[float | None, int | None]] = []
 
     def model(request: ScriptedRequest) -> str:
         prompts.append(request.prompt_text)
+        sampled.append((request.request.temperature, request.request.seed))
         if MARKER in request.prompt_text[-3000:]:
             return "Task: read files.\nOpen questions: why does file_3 fail?"
         n = len(prompts)
@@ -141,6 +143,8 @@ async def test_manual_compaction_through_the_agent_uses_the_focus(tmp_path: Path
         compactor=AutoCompaction(),
         persist=False,
         max_output_tokens=1024,
+        temperature=0.0,
+        seed=7,
     )
     result = await agent.run("Read some files.")
     assert result.ok
@@ -148,6 +152,7 @@ async def test_manual_compaction_through_the_agent_uses_the_focus(tmp_path: Path
     event = await agent.compact(focus="the failing file_3")
     assert event is not None and "summarize_old_turns" in event.tier
     assert "Focus on: the failing file_3" in prompts[-1]
+    assert set(sampled) == {(0.0, 7)}  # the summary is sampled as the steps are: greedy here
     after = agent.history()
     assert after[0] == before[0]  # the task stays first
     assert isinstance(after[1], SummaryMessage)
