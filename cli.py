@@ -91,7 +91,19 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_agent_arguments(p: argparse.ArgumentParser, *, session_resume: bool = True) -> None:
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give a number of at least 1")
+    return value
+
+
+def _add_agent_arguments(
+    p: argparse.ArgumentParser, *, session_resume: bool = True, subagents: bool = True
+) -> None:
     add_engine_arguments(p)
     p.add_argument("--workspace", default=".", help="folder the agent works in (default: .)")
     p.add_argument(
@@ -128,6 +140,21 @@ def _add_agent_arguments(p: argparse.ArgumentParser, *, session_resume: bool = T
         default=None,
         help="read AGENTS.md memory and skills into the system turn (default: on)",
     )
+    if subagents:  # `eval` keeps them off (its runner builds its own agents)
+        p.add_argument(
+            "--subagents",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="the task tool: the agent hands searches and side tasks to sub-agents "
+            "(explore, general, .gemma-agent/agents/*.md) (default: on)",
+        )
+        p.add_argument(
+            "--max-subagents",
+            type=_positive_int,
+            default=None,
+            metavar="N",
+            help="sub-agents running at once, at most (default: 4)",
+        )
     if session_resume:  # `eval` has its own --resume (skip finished task-samples)
         p.add_argument("--resume", default=None, metavar="ID", help="continue a saved session")
     p.add_argument(
@@ -184,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .evals.cli import add_eval_arguments, add_merge_arguments
 
     add_eval_arguments(ev)
-    _add_agent_arguments(ev, session_resume=False)
+    _add_agent_arguments(ev, session_resume=False, subagents=False)
     merge = sub.add_parser("eval-merge", help="merge the outputs of sharded eval runs")
     add_merge_arguments(merge)
     from .evals.compare import add_compare_arguments

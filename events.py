@@ -31,12 +31,14 @@ from .agent.events import (
     RunStarted,
     RunUsage,
     StopReason,
+    SubagentEvent,
     TextDelta,
     ThinkingDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
     Usage,
+    agent_label,
     event_to_dict,
 )
 
@@ -55,11 +57,13 @@ __all__ = [
     "RunStarted",
     "RunUsage",
     "StopReason",
+    "SubagentEvent",
     "TextDelta",
     "ThinkingDelta",
     "ToolCallFinished",
     "ToolCallStarted",
     "TurnFinished",
     "Usage",
+    "agent_label",
     "event_to_dict",
 ]

@@ -106,6 +106,7 @@ def run_tui(
                 hooks=hooks,
                 memory=getattr(args, "memory", None) is not False,  # AGENTS.md
                 skills=getattr(args, "memory", None) is not False,
+                **subagent_options(args, settings),
             )
         except BaseException:
             if mcp is not None:
@@ -153,6 +154,17 @@ def run_tui(
         ).start()
     code = app.run()
     return code or 0
+
+
+def subagent_options(args: argparse.Namespace, settings: Any = None) -> dict[str, Any]:
+    """The task tool's settings for an Agent: on unless ``--no-subagents`` (or the config
+    file's ``subagents = false``, where the settings have it); ``--max-subagents N`` (or
+    ``max_subagents``) children at once."""
+    on = getattr(args, "subagents", None)
+    if on is None:
+        on = getattr(settings, "subagents", True)
+    most = getattr(args, "max_subagents", None) or getattr(settings, "max_subagents", None) or 4
+    return {"subagents": bool(on), "max_subagents": int(most)}
 
 
 def switch_settings(launch: argparse.Namespace, changes: dict[str, Any]) -> dict[str, Any]:

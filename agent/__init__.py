@@ -62,6 +62,10 @@ _LAZY = {
     "FileChange": ".checkpoints",
     "RewindConflict": ".checkpoints",
     "RewindResult": ".checkpoints",
+    # sub-agents (the task tool, Agent.as_tool)
+    "AgentType": ".subagents",
+    "SubagentRun": ".subagents",
+    "TaskTool": ".subagents",
     # exact token ids of each engine request (training exports)
     "Step": ".steps",
     "read_steps": ".steps",
@@ -71,6 +75,7 @@ __all__ = [
     "MEDIA_SUFFIXES",
     "PRESETS",
     "Agent",
+    "AgentType",
     "Attachment",
     "Audio",
     "Checkpoint",
@@ -93,7 +98,9 @@ __all__ = [
     "SavedSession",
     "SessionSummary",
     "Step",
+    "SubagentRun",
     "SummaryMessage",
+    "TaskTool",
     "ToolCall",
     "ToolResult",
     "Tracing",
@@ -149,4 +156,5 @@ if TYPE_CHECKING:
     from .replay import SavedSession, read_session
     from .session import SessionSummary, saved_model
     from .steps import Step, read_steps
+    from .subagents import AgentType, SubagentRun, TaskTool
     from .tracing import Tracing, instrument_all

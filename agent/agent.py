@@ -84,6 +84,20 @@ from .session import (
     session_summaries,
 )
 from .state import MODES, Mode, RunState
+from .subagents import (
+    BUILT_IN,
+    MAIN,
+    TASK_TOOL,
+    AgentTool,
+    AgentType,
+    ChildLink,
+    Parent,
+    SubagentRun,
+    TaskTool,
+    agent_dirs,
+    discover_agent_types,
+    subagent_runs,
+)
 from .tracing import RunTrace, Tracing, default_tracing
 
 if TYPE_CHECKING:
@@ -126,6 +140,7 @@ class _Conversation:
     plan: str | None = None  # the plan written in plan mode (pinned when execution starts)
     nested_memory: NestedMemory | None = None  # AGENTS.md below the workspace, given once each
     started: bool = False  # its SessionStart hooks ran (its first run in this process)
+    children: dict[str, int] = field(default_factory=dict)  # sub-agents started, per name
 
 
 class Agent:
@@ -172,6 +187,9 @@ class Agent:
         checkpoints_dir: str | Path | None = None,
         checkpoint_max_file_size: int = DEFAULT_MAX_FILE_SIZE,
         hooks: Any = None,
+        subagents: bool | Sequence[AgentType] = False,
+        max_subagents: int = 4,
+        subagent_depth: int = 1,
     ) -> None:
         if model is not None and engine is not None:
             raise ConfigError("Pass either model= (a name or path) or engine=, not both.")
@@ -216,6 +234,16 @@ class Agent:
         self.tool_choice = tool_choice
         self.plan_first = plan_first
         self.mode: Mode = _check_mode(mode)
+        # The task tool (agent/subagents.py): True: the built-in agent types and the agent
+        # files found (reload_context reads them again); a list: those types only.
+        self._subagents = subagents
+        if subagents is not False:
+            if TASK_TOOL in names:
+                raise ConfigError(f"A tool is named {TASK_TOOL!r}; that name is reserved.")
+            types = BUILT_IN if subagents is True else tuple(subagents)  # type: ignore[arg-type]
+            self.registry.add(
+                TaskTool(types, max_concurrent=max_subagents, max_depth=subagent_depth)
+            )
         # AGENTS.md memory and skills (agent/context.py): read now, fixed for the agent's life
         # (the system turn roots every cached prefix). reload_context() reads them again.
         self._memory, self._skills = memory, skills
@@ -330,6 +358,16 @@ class Agent:
         """Read the AGENTS.md memory and the skills again (after ``/init`` wrote a file, or
         an edit). Each session's next request renders its new system turn (one full prefill)."""
         context = project_context(self.workspace, memory=self._memory, skills=self._skills)
+        task = self.registry.get(TASK_TOOL)
+        if self._subagents is True and isinstance(task, TaskTool):
+            types, problems = discover_agent_types(agent_dirs(self.workspace))
+            task.set_types(types)
+            context = dataclasses.replace(
+                context,
+                notices=(*context.notices, *problems),
+                agent_types=tuple(types),
+                agent_problems=tuple(problems),
+            )
         tool = self.registry.get(SkillTool.name)
         if isinstance(tool, SkillTool):
             tool.set_skills(context.usable_skills)
@@ -347,9 +385,7 @@ class Agent:
         """Close the session logs, the tools that hold resources (an ``aclose`` method:
         run_shell's background processes) and the engine if this agent built it (or
         close_engine=True)."""
-        for conv in self._conversations.values():
-            if conv.log is not None:
-                conv.log.close()
+        self._close_logs()
         for tool in list(self.registry):
             close = getattr(tool, "aclose", None)
             if close is not None:
@@ -360,6 +396,11 @@ class Agent:
                 conv.model = None
             await engine.aclose()
 
+    def _close_logs(self) -> None:
+        for conv in self._conversations.values():
+            if conv.log is not None:
+                conv.log.close()
+
     async def __aenter__(self) -> Agent:
         return self
 
@@ -368,7 +409,7 @@ class Agent:
 
     # -- running -------------------------------------------------------------------------------
 
-    async def stream(
+    def stream(
         self,
         task: str | Sequence[Any] | None = None,
         *,
@@ -402,7 +443,29 @@ class Agent:
         ``on_emit`` sees each event synchronously when the run produces it, before the run goes
         on (a consumer of the iterator sees it later): e.g. `ToolCallStarted` before the call
         runs, to read a file the call is about to change. Keep it quick; it must not raise.
+
+        Sub-agents (the task tool, `as_tool`) report in this stream too: each event of a child
+        comes wrapped in a `SubagentEvent` naming the child; a child's `ApprovalRequested`
+        comes as it is (its ``agent`` names the child) and is answered like the run's own.
         """
+        return self._events(
+            task, deps=deps, session_id=session_id, on_emit=on_emit,
+            answers_approvals=answers_approvals, mode=mode, allowed_tools=allowed_tools,
+        )  # fmt: skip
+
+    async def _events(
+        self,
+        task: str | Sequence[Any] | None = None,
+        *,
+        deps: Any = None,
+        session_id: str | None = None,
+        on_emit: Callable[[Event], None] | None = None,
+        answers_approvals: bool = False,
+        mode: Mode | None = None,
+        allowed_tools: Sequence[str] | None = None,
+        link: ChildLink | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """`stream`, and for a child run (``link``: its place under its parent) too."""
         queue: asyncio.Queue[object] = asyncio.Queue()
         end = object()
         put: Callable[[object], None] = queue.put_nowait
@@ -423,7 +486,9 @@ class Agent:
 
         async def produce() -> None:
             try:
-                await self._run(task, deps, session_id, put, answers_approvals, mode, allowed_tools)
+                await self._run(
+                    task, deps, session_id, put, answers_approvals, mode, allowed_tools, link
+                )
             except BaseException as e:
                 if trace is not None:
                     trace.close(e)
@@ -510,9 +575,22 @@ class Agent:
         """Continue a session (from memory, or rebuilt from its log), optionally with a new task."""
         return await self.run(task, deps=deps, session_id=session_id)
 
+    def as_tool(self, name: str = "agent", description: str | None = None) -> AgentTool:
+        """This agent as a tool of another agent: each call runs it on the call's ``prompt``
+        in a fresh session, and its final answer (text, or its ``output_type`` as JSON) is the
+        result; a run that stops early is an error result. Its events reach the calling run's
+        stream as `SubagentEvent`, its usage is added to that run's. It keeps its own engine,
+        tools and settings (give it the parent's engine to share one)."""
+        text = description or (
+            f"Ask the {name} agent to do a task; it answers with a report. "
+            + (self.instructions or "").strip()[:300]
+        )
+        return AgentTool(self, name=name, description=text.strip())
+
     def new_session(self) -> str:
-        """Start an empty session now and return its id (its log is created when the agent
-        persists). A run with ``session_id=`` this id is its first; until then it holds nothing.
+        """Start an empty session now and return its id (its log is written with its first
+        record: a session never run leaves no file). A run with ``session_id=`` this id is its
+        first; until then it holds nothing.
         For faces that must name a session before its first task (an editor's session/new)."""
         conv, _ = self._open(None, [])
         self.session_id = conv.session_id
@@ -535,6 +613,14 @@ class Agent:
     def session_file(self, session_id: str) -> Path:
         """Where a session's log is (or will be) saved; ConfigError for an invalid id."""
         return session_path(self.sessions_dir, session_id)
+
+    def subagent_runs(self, session_id: str | None = None) -> list[SubagentRun]:
+        """The sub-agents a saved session ran (default: the current one), with their
+        transcripts: what a resumed face shows inside each task call's card."""
+        sid = session_id or self.session_id
+        if sid is None:
+            raise ConfigError("No session yet: run a task first (or pass session_id=).")
+        return subagent_runs(self.sessions_dir, sid)
 
     def session_model(self, session_id: str) -> tuple[str, str | None] | None:
         """The model (and variant) a saved session last ran on; None when unknown."""
@@ -774,8 +860,11 @@ class Agent:
             raise ConfigError("No session yet: run a task first (or pass session_id=).")
         return self._conversations[sid]
 
-    def _open(self, session_id: str | None, notices: list[Notice]) -> tuple[_Conversation, bool]:
-        """The conversation to run in, and whether it continues an earlier one."""
+    def _open(
+        self, session_id: str | None, notices: list[Notice], link: ChildLink | None = None
+    ) -> tuple[_Conversation, bool]:
+        """The conversation to run in, and whether it continues an earlier one. A child's new
+        session (``link``) names its parent in its log's header."""
         if session_id is not None and session_id in self._conversations:
             return self._conversations[session_id], True
         from ..tools.spill import SpillStore
@@ -792,6 +881,7 @@ class Agent:
                     or (getattr(self._engine, "info", None) and self._engine.info.model),  # type: ignore[union-attr]
                     workspace=str(self.workspace),
                     thinking=self.thinking,
+                    **_child_meta(link),
                 )
             spill = SpillStore(self.sessions_dir / f"{sid}.spill") if self.persist else SpillStore()
             conv = _Conversation(sid, [], log, spill=spill)
@@ -814,6 +904,7 @@ class Agent:
             conv.spill = SpillStore(self.sessions_dir / f"{saved.session_id}.spill")
             conv.timeline = Timeline(saved.timeline)
             conv.rewinds = saved.rewinds
+            conv.mode, conv.plan = _saved_mode(saved.history, saved.events)
             if saved.interrupted_turn is not None:
                 log.message(saved.history[-1])  # the turn, completed with "interrupted" results
                 notices.append(Notice("the last run was interrupted during tool calls", "warning"))
@@ -885,11 +976,12 @@ class Agent:
         answers_approvals: bool = False,
         mode: Mode | None = None,
         allowed_tools: Sequence[str] | None = None,
+        link: ChildLink | None = None,
     ) -> None:
         mode = self.mode if mode is None else _check_mode(mode)
         notices: list[Notice] = [Notice(n, "warning") for n in self.project_context.notices]
         allowed = self._allowed(allowed_tools, notices)
-        conv, resumed = self._open(session_id, notices)
+        conv, resumed = self._open(session_id, notices, link)
         if conv.nested_memory is None and self._memory is True:
             conv.nested_memory = NestedMemory(self.workspace)
         if conv.busy:
@@ -904,10 +996,15 @@ class Agent:
             state.mode = mode
             state.allowed_tools = allowed
             state.nested_memory = conv.nested_memory
+            state.tools.agent_path = link.path if link is not None else ""
+            state.tools.parent = Parent(
+                self, state, link.path if link else MAIN, link.depth if link else 0,
+                answers_approvals, conv.session_id, conv.children,
+            )  # fmt: skip
             self.session_id = conv.session_id
             text = ""
             started = ""  # what SessionStart hooks add (with the first task)
-            if self.hooks and not conv.started:
+            if self.hooks and not conv.started and link is None:
                 started = await session_start_hook(
                     self.hooks, session_id=conv.session_id, cwd=self.workspace,
                     source="resume" if conv.history else "startup", events=notices,
@@ -929,7 +1026,7 @@ class Agent:
                         max_model_len=info.max_model_len,
                         image_soft_tokens=info.image_soft_tokens,
                     )
-                if self.hooks:  # UserPromptSubmit: may block the prompt or add context
+                if self.hooks and link is None:  # UserPromptSubmit: block, or add context
                     text = await prompt_hook(
                         self.hooks, session_id=conv.session_id, cwd=self.workspace, prompt=text,
                         notices=notices,
@@ -970,6 +1067,13 @@ class Agent:
         return frozenset(n for n in names if n in self.registry)
 
 
+def _child_meta(link: ChildLink | None) -> dict[str, str]:
+    """What a child session's log header says of its parent."""
+    if link is None:
+        return {}
+    return {"parent": link.parent_session, "agent": link.path, "call_id": link.call_id}
+
+
 def _check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r}: use one of {', '.join(MODES)}.")
@@ -992,11 +1096,40 @@ def _announce_mode(state: RunState, conv: _Conversation, mode: Mode, new_task: b
     elif mode == "default" and conv.mode == "plan":
         plan = conv.plan or _last_answer(conv.history) or "(no plan was written)"
         state.add_note(
-            "Plan mode is over: the user accepted the plan. Carry it out now; every tool is "
-            f"available again. The accepted plan:\n{plan}",
+            f"{PLAN_OVER} Carry it out now; every tool is available again. The accepted "
+            f"plan:\n{plan}",
             "Plan accepted: executing it with every tool.",
         )
     conv.mode = mode
+
+
+PLAN_OVER = "Plan mode is over: the user accepted the plan."
+
+
+def _saved_mode(
+    history: Sequence[Message], events: Sequence[dict[str, Any]]
+) -> tuple[Mode, str | None]:
+    """A resumed session's mode (its last mode note says it) and its latest plan, as a run
+    in this process would have left them: leaving plan mode after a restart pins the plan."""
+    mode: Mode = "default"
+    for m in reversed(history):
+        text = str(m.content) if isinstance(m, UserMessage) else ""
+        if text.startswith(f"[agent] {PLAN_MODE_NOTE}") or text.startswith(f"[agent] {PLAN_OVER}"):
+            mode = "plan" if text.startswith(f"[agent] {PLAN_MODE_NOTE}") else "default"
+            break
+    plans = [e for e in events if e.get("kind") == "plan_updated"]
+    items = (
+        [(i.get("text", ""), i.get("status", "pending")) for i in plans[-1]["items"]]
+        if plans
+        else []
+    )
+    return mode, _plan_text(items)
+
+
+def _plan_text(items: Sequence[tuple[str, str]]) -> str | None:
+    marks = {"pending": "[ ]", "in_progress": "[>]", "done": "[x]", "cancelled": "[-]"}
+    lines = [f"{i}. {marks.get(status, '[ ]')} {text}" for i, (text, status) in enumerate(items, 1)]
+    return "\n".join(lines) or None
 
 
 def _last_answer(history: Sequence[Message]) -> str | None:
@@ -1011,11 +1144,7 @@ def _plan_tap(put: Callable[[object], None], conv: _Conversation) -> Callable[[o
 
     def tap(event: object) -> None:
         if isinstance(event, PlanUpdated):
-            marks = {"pending": "[ ]", "in_progress": "[>]", "done": "[x]", "cancelled": "[-]"}
-            lines = [
-                f"{i}. {marks.get(p.status, '[ ]')} {p.text}" for i, p in enumerate(event.items, 1)
-            ]
-            conv.plan = "\n".join(lines) or None
+            conv.plan = _plan_text([(p.text, p.status) for p in event.items])
         put(event)
 
     return tap

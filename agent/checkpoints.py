@@ -664,7 +664,7 @@ def mutating(calls: Sequence[Any], registry: Any) -> bool:
 
     for call in calls:
         tool = registry.get(call.name)
-        if tool is None or tool.read_only:
+        if tool is None or tool.reads_only(call.arguments):
             continue
         arg = getattr(tool, "shell_argument", None)
         if arg is not None:

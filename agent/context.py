@@ -55,6 +55,8 @@ class ProjectContext:
     memory: tuple[MemoryFile, ...] = ()
     skills: tuple[Skill, ...] = ()  # malformed ones included (with their error)
     notices: tuple[str, ...] = ()  # said once per run start (a cut memory, a bad skill)
+    agent_types: tuple[Any, ...] = ()  # agent.subagents.AgentType: what the task tool runs
+    agent_problems: tuple[str, ...] = ()  # agent files left out, and why (also in notices)
 
     @property
     def usable_skills(self) -> tuple[Skill, ...]:

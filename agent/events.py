@@ -83,6 +83,9 @@ class ApprovalRequested:
     step: int
     # Resolved with an ApprovalDecision. Not serialized.
     answer: asyncio.Future[ApprovalDecision] = field(repr=False, compare=False)
+    # Which agent asks: "" for the run's own agent, a sub-agent's path ("main/explore#2")
+    # when a child asks (its request reaches the parent's stream as it is, to be answered).
+    agent: str = ""
 
     def respond(self, decision: ApprovalDecision) -> None:
         if not self.answer.done():
@@ -181,7 +184,7 @@ class RunFinished:
 
 @dataclass
 class RunUsage:
-    """Totals over one run (summary requests of compaction included)."""
+    """Totals over one run (summary requests of compaction and sub-agents' runs included)."""
 
     requests: int = 0
     prompt_tokens: int = 0
@@ -193,6 +196,21 @@ class RunUsage:
     @property
     def cache_hit_rate(self) -> float:
         return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SubagentEvent:
+    """An event of a sub-agent, as its parent's stream carries it.
+
+    ``agent`` is the child's path (``main/explore#2``; a grandchild's is longer), ``call_id``
+    the tool call of its parent that runs it. A child's `ApprovalRequested` is not wrapped: it
+    reaches the parent's stream as it is (its ``agent`` says who asks) so every face answers it.
+    """
+
+    kind: ClassVar[str] = "subagent"
+    agent: str
+    call_id: str
+    event: Event
 
 
 Event = (
@@ -209,7 +227,14 @@ Event = (
     | HookRan
     | TurnFinished
     | RunFinished
+    | SubagentEvent
 )
+
+
+def agent_label(path: str) -> str:
+    """A sub-agent's path for people, below the top-level run: ``main/explore#2`` →
+    ``explore#2``, ``main/general#1/explore#1`` → ``general#1/explore#1``."""
+    return path.partition("/")[2] or path
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -231,6 +256,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         # Media bytes stay in the session log; event consumers get name and type only.
         return _without_media_bytes(value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and hasattr(value, "kind"):  # a sub-agent's event
+        return event_to_dict(value)  # type: ignore[arg-type]
     if isinstance(value, PlanItem | DroppedItem | RunUsage):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):

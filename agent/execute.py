@@ -55,6 +55,10 @@ class ToolRuntime:
     hooks: Any = None  # agent.hooks.Hooks: PreToolUse / PostToolUse (and Stop, in the loop)
     session_id: str = ""
     stop_blocks: int = 0  # final answers a Stop hook blocked in this run
+    # A sub-agent's path ("main/explore#1"; "" for a top-level run): its approval requests
+    # say who asks, and its final answers go through SubagentStop hooks instead of Stop.
+    agent_path: str = ""
+    parent: Any = None  # agent.subagents.Parent: what this run hands tools that run agents
 
 
 def tool_event(event: object, step: int) -> object | None:
@@ -130,7 +134,7 @@ async def execute_calls(
 
     async def run_one(call: ToolCall) -> None:
         t0 = time.perf_counter()
-        ctx = ToolContext(rt.workspace, rt.deps, call.id, tool_emit, **_spill(rt))
+        ctx = ToolContext(rt.workspace, rt.deps, call.id, tool_emit, parent=rt.parent, **_spill(rt))
         tool = rt.registry.get(call.name)
         if tool is not None and call.id in rt.validated:
             outcome = await rt.registry.run(tool, rt.validated.pop(call.id), ctx)
@@ -220,9 +224,10 @@ async def _approve(rt: ToolRuntime, tool: Any, call: ToolCall, step: int, emit: 
             "no approval, or finish and say what needs approving."
         )
     answer: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
-    request = ApprovalRequested(call, decision.reason, step, answer)
+    request = ApprovalRequested(call, decision.reason, step, answer, agent=rt.agent_path)
     emit(request)
-    notified = _notify(rt, f"{call.name} needs your approval: {decision.reason}", step, emit)
+    who = f"{rt.agent_path}: " if rt.agent_path else ""
+    notified = _notify(rt, f"{who}{call.name} needs your approval: {decision.reason}", step, emit)
     try:
         async with asyncio.timeout(rt.approval_timeout):
             if rt.on_approval is not None:

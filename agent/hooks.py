@@ -19,7 +19,8 @@ Wired: ``SessionStart`` (a session's first run in this process: context), ``User
 ``PostToolUse`` (feedback or context after a call), ``Stop`` (block the final answer: the agent
 continues with the reason, at most ``max_stop_blocks`` times a run), ``PreCompact`` (block a
 manual compaction, add focus), ``Notification`` (an approval request, a run that ended in error;
-informs only). ``SubagentStop`` is accepted and runs once there are sub-agents. Each hook that
+informs only), ``SubagentStop`` (like Stop, for a sub-agent's final answer; the payload names
+its ``agent_path``). Each hook that
 runs yields a `HookRan` event. The project's hooks run only once the user has trusted that exact
 hook set (`trust_hooks`, or a face's `hook_trust_request`).
 """
@@ -540,21 +541,30 @@ async def post_tool_hook(
 
 
 async def stop_hook(
-    hooks: Hooks, *, session_id: str, cwd: Path, output: str, blocks: int, step: int, emit: Emit
+    hooks: Hooks,
+    *,
+    session_id: str,
+    cwd: Path,
+    output: str,
+    blocks: int,
+    step: int,
+    emit: Emit,
+    agent_path: str = "",
 ) -> str | None:
-    """Stop: why the agent must go on (a hook blocked its final answer), or None. Past
+    """Stop (SubagentStop for a sub-agent, whose path the payload gives as ``agent_path``):
+    why the agent must go on (a hook blocked its final answer), or None. Past
     ``max_stop_blocks`` blocks in one run the answer stands (a notice says so)."""
-    outcome = await hooks.run(
-        "Stop",
-        {**_base(session_id, cwd), "output": output, "stop_hook_active": blocks > 0},
-        step=step,
-    )
+    payload = {**_base(session_id, cwd), "output": output, "stop_hook_active": blocks > 0}
+    if agent_path:
+        payload["agent_path"] = agent_path
+    event = "SubagentStop" if agent_path else "Stop"
+    outcome = await hooks.run(event, payload, step=step)
     for ran in outcome.ran:
         emit(ran)
     if not outcome.blocked:
         return None
     if blocks >= hooks.max_stop_blocks:
-        emit(Notice(f"a Stop hook blocked {blocks} times; the answer stands", "warning", step))
+        emit(Notice(f"a {event} hook blocked {blocks} times; the answer stands", "warning", step))
         return None
     return outcome.reason
 
@@ -566,7 +576,7 @@ async def stop_reason(rt: Any, output: str, step: int, emit: Emit) -> str | None
         return None
     reason = await stop_hook(
         rt.hooks, session_id=rt.session_id, cwd=rt.workspace, output=output,
-        blocks=rt.stop_blocks, step=step, emit=emit,
+        blocks=rt.stop_blocks, step=step, emit=emit, agent_path=rt.agent_path,
     )  # fmt: skip
     rt.stop_blocks += reason is not None
     return reason

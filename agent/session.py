@@ -108,15 +108,28 @@ def _session_title(path: Path, lines: int = 50) -> str:
 
 
 class SessionLog:
-    """Appends records to one session file. Not thread-safe; one writer per session."""
+    """Appends records to one session file. Not thread-safe; one writer per session.
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+    A new session's file (``create``) is written with its first record, header first: a
+    session that never gets a task (an editor's session/new) leaves no empty log behind."""
+
+    def __init__(
+        self, path: Path, *, fsync: bool = True, header: dict[str, Any] | None = None
+    ) -> None:
         self.path = path
         self.fsync = fsync
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._file: IO[str] | None = None
+        self._header = header
+        self._closed = False
+        if header is None:
+            self._open("a")
         self._syncer: _Syncer | None = None
         self._steps = StepEncoder()
+
+    def _open(self, mode: str) -> IO[str]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, mode, encoding="utf-8")  # noqa: SIM115
+        return self._file
 
     @classmethod
     def create(
@@ -125,30 +138,28 @@ class SessionLog:
         path = session_path(sessions_dir, session_id)
         if path.exists():
             raise ConfigError(f"Session {session_id} already exists at {path}.")
-        log_ = cls(path, fsync=fsync)
-        log_.write(
-            {
-                "type": "meta",
-                "session_id": session_id,
-                "format": SESSION_FORMAT,
-                "created": time.time(),
-                **meta,
-            },
-            sync=True,
-        )
-        return log_
+        header = {"type": "meta", "session_id": session_id, "format": SESSION_FORMAT,
+                  "created": time.time(), **meta}  # fmt: skip
+        return cls(path, fsync=fsync, header=header)
 
     @property
     def closed(self) -> bool:
-        return self._file is None
+        return self._closed
 
     def write(self, record: dict[str, Any], *, sync: bool = False) -> None:
         self.write_line(json.dumps(record, ensure_ascii=False, default=repr), sync=sync)
 
     def write_line(self, line: str, *, sync: bool = False) -> None:
-        f = self._file
-        if f is None:
+        if self._closed:
             raise ValueError(f"session log {self.path} is closed")
+        f = self._file
+        if f is None:  # a new session's first record: its header goes first
+            try:
+                f = self._open("x")
+            except FileExistsError:
+                raise ConfigError(f"Session log {self.path} appeared meanwhile.") from None
+            f.write(json.dumps(self._header, ensure_ascii=False, default=repr) + "\n")
+            sync = True
         f.write(line + "\n")
         f.flush()
         if sync and self.fsync:
@@ -205,6 +216,7 @@ class SessionLog:
         self.write({"type": "event", "event": event_to_dict(event)}, sync=sync)
 
     def close(self) -> None:
+        self._closed = True
         if self._file is not None:
             try:
                 self._file.flush()
@@ -270,6 +282,9 @@ class SessionState:
     # Each conversation rewind still in effect: (history before it, its record). The abandoned
     # branch stays recoverable (undo_rewind), and in the log.
     rewinds: list[tuple[list[Message], dict[str, Any]]] = field(default_factory=list)
+    # The sub-agents its tool calls ran: {call_id, agent, session_id, reason, steps, usage}.
+    # Their logs are in the folder `child_sessions_dir` names.
+    children: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_session(path: Path) -> SessionState:
@@ -324,6 +339,8 @@ def load_session(path: Path) -> SessionState:
                 if state.undo_stack:  # like CompactionLedger.undo: later messages are kept
                     before, after, _ = state.undo_stack.pop()
                     state.history = [*before, *state.history[len(after) :]]
+            elif kind == "subagent":
+                state.children.append(record)
             elif kind == "failed_attempt":
                 state.failed_attempts.append(record)
             elif kind == "step":
@@ -352,6 +369,11 @@ def load_session(path: Path) -> SessionState:
         state.history.append(pending.model_copy(update={"tool_results": done}))
         state.interrupted_turn = pending.id
     return state
+
+
+def child_sessions_dir(sessions_dir: Path, session_id: str) -> Path:
+    """Where the logs of a session's sub-agents are (each a session of its own)."""
+    return sessions_dir / f"{session_id}.agents"
 
 
 def last_model(state: SessionState) -> tuple[str, str | None] | None:

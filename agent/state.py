@@ -258,8 +258,11 @@ class RunState:
         return self.tool_choice
 
     def plan_tools(self) -> frozenset[str]:
-        """The tools plan mode allows: the read-only ones, update_plan (and final_answer)."""
-        names = {t.name for t in self.tools.registry if t.read_only or t.name == PLAN_TOOL}
+        """The tools plan mode allows: the read-only ones, update_plan, sub-agents (they run
+        in plan mode too) and final_answer."""
+        names = {
+            t.name for t in self.tools.registry if t.read_only or t.delegates or t.name == PLAN_TOOL
+        }
         if self.output_tool is not None:
             names.add(FINAL_ANSWER)
         return frozenset(names)
@@ -374,7 +377,7 @@ class RunState:
         return ToolResult(call_id=call.id, name=call.name, content="accepted")
 
     async def summarize(self, instruction: str) -> str:
-        text, usage = await self.model.summarize(self.history, instruction)
+        text, usage = await self.model.summarize(self.history, instruction, **self.sampling)
         self.usage.requests += 1
         self.usage.prompt_tokens += usage.prompt_tokens
         self.usage.cached_prompt_tokens += usage.cached_prompt_tokens

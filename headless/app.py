@@ -4,6 +4,13 @@ On a terminal, thinking, tool calls and the answer are rendered with rich; with 
 event is one JSON object per line with a snake_case ``kind`` (``run_started``, ``text_delta``,
 ``tool_call_started``, ``tool_call_finished``, ``usage``, ``run_finished``, ...). Exit status 0
 on a final answer; otherwise non-zero with a one-line reason on stderr (130 when interrupted).
+
+Sub-agents (the task tool; on unless ``--no-subagents``): on a terminal each child's tool calls,
+failures, warnings and end are indented lines (``  ↳ explore#1 read_file path="src/x.py"``), its
+thinking and text are left out (its report is the task call's result); with ``--json`` its
+events are ``subagent`` objects with ``agent`` (its path), ``call_id`` (the task call) and the
+``event`` nested. A child's approval request is asked at the terminal saying which child asks;
+without a terminal it is denied, as the run's own.
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ from ..events import (
     PlanUpdated,
     RunFinished,
     RunStarted,
+    SubagentEvent,
     TextDelta,
     ThinkingDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
     Usage,
+    agent_label,
     event_to_dict,
 )
 
@@ -121,13 +130,15 @@ async def _main(
             thinking_budget=getattr(args, "thinking_budget", None),
             tool_choice=getattr(args, "tool_choice", None) or "auto",
             approval=approval,
-            on_approval=None if json_mode or not _interactive() else _ask_on_terminal,
+            on_approval=None if json_mode or not _interactive() else _TerminalAsker(),
             approval_timeout=getattr(args, "approval_timeout", None),
             max_steps=getattr(args, "max_steps", None) or 50,
             mode="plan" if getattr(args, "plan", None) else "default",
             memory=getattr(args, "memory", None) is not False,  # AGENTS.md
             skills=getattr(args, "memory", None) is not False,
             hooks=hooks,
+            subagents=getattr(args, "subagents", None) is not False,  # the task tool
+            max_subagents=getattr(args, "max_subagents", None) or 4,
         )
         if task and media:
             task = [task, *media]
@@ -170,13 +181,26 @@ def _interactive() -> bool:
 async def _ask_on_terminal(request: ApprovalRequested) -> ApprovalDecision:
     from rich.prompt import Prompt
 
+    who = f"{agent_label(request.agent)} asks: " if request.agent else ""  # a sub-agent asks
     question = (
-        f"Allow {request.call.name}({_args(request.call.arguments)})? {request.reason} "
+        f"{who}Allow {request.call.name}({_args(request.call.arguments)})? {request.reason} "
         "[y]es / [a]lways / [n]o"
     )
     answer = await asyncio.to_thread(Prompt.ask, question, choices=["y", "a", "n"], default="n")
     decisions: dict[str, ApprovalDecision] = {"y": "allow", "a": "allow_always"}
     return decisions.get(answer, "deny")
+
+
+class _TerminalAsker:
+    """`_ask_on_terminal`, one question at a time: sub-agents running at once may ask together."""
+
+    def __init__(self) -> None:
+        self._lock: asyncio.Lock | None = None  # made in the run's loop
+
+    async def __call__(self, request: ApprovalRequested) -> ApprovalDecision:
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            return await _ask_on_terminal(request)
 
 
 def _args(arguments: dict[str, Any], limit: int = 100) -> str:
@@ -234,8 +258,10 @@ class _RichView(_View):
                 c.print(f"  {mark} {event.call.name} [dim]{event.seconds:.2f}s {preview}[/]")
             case ApprovalRequested():
                 self._switch(None)
+                who = f" ({_escape(agent_label(event.agent))} asks)" if event.agent else ""
                 c.print(
-                    f"[yellow]? approval needed[/] for {event.call.name}: {_escape(event.reason)}"
+                    f"[yellow]? approval needed[/] for {event.call.name}{who}: "
+                    f"{_escape(event.reason)}"
                 )
             case PlanUpdated():
                 self._switch(None)
@@ -273,6 +299,44 @@ class _RichView(_View):
                 ):
                     c.print(_escape(json.dumps(event_to_dict(event)["output"], indent=2)))
                 c.print(f"[dim]— {event.reason} after {event.steps} steps[/]")
+            case SubagentEvent():
+                self._child(event.agent, event.event)
+
+    def _child(self, agent: str, event: Event) -> None:
+        """A sub-agent's event, compactly: its tool calls, failures, warnings and how it ended
+        (its thinking and text are its own: its report is the task call's result)."""
+        c = self.console
+        lead = "  " * max(agent.count("/"), 1) + f"[blue]↳ {_escape(agent_label(agent))}[/]"
+        line: str | None = None
+        match event:
+            case ToolCallStarted():
+                line = f"[cyan]{event.call.name}[/] [dim]{_escape(_args(event.call.arguments))}[/]"
+            case ToolCallFinished():
+                if event.result.is_error:
+                    preview = _escape(_preview(event.result.content))
+                    line = f"[red]✗[/] {event.call.name} [dim]{preview}[/]"
+            case RunFinished():
+                style = "dim" if event.reason == "final_answer" else "red"
+                said = f": {event.error}" if event.error else ""
+                line = f"[{style}]— {event.reason} after {event.steps} steps{_escape(said)}[/]"
+            case Notice():
+                if event.level != "info":
+                    style = "yellow" if event.level == "warning" else "red"
+                    line = f"[{style}]{_escape(event.message)}[/]"
+            case HookRan():
+                if event.outcome != "allowed":
+                    said = f": {event.message}" if event.message else ""
+                    line = f"[yellow]hook {event.event} {event.outcome}{_escape(said)}[/]"
+            case ApprovalRequested() | SubagentEvent():  # not wrapped today; shown if they are
+                self.show(event)
+            case (
+                RunStarted() | ThinkingDelta() | TextDelta() | PlanUpdated() | HistoryCompacted()
+                | Usage() | TurnFinished()
+            ):  # fmt: skip
+                pass
+        if line is not None:
+            self._switch(None)
+            c.print(f"{lead} {line}")
 
 
 def _preview(content: Any, limit: int = 80) -> str:

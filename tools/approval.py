@@ -150,6 +150,8 @@ class ApprovalPolicy:
                 return Decision("deny", f"denied by rule {rule}")
         if self.mode == "yolo":
             return Decision("allow", "yolo mode")
+        if tool.delegates:
+            return Decision("allow", "the calls it makes are approved one by one")
         if self.mode == "read-only":
             if tool.read_only:
                 return Decision("allow", "read-only tool")

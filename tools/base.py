@@ -135,6 +135,9 @@ class ToolContext(Generic[DepsT]):
     call_id: str = ""
     emit: Callable[[object], None] = _ignore
     spill: SpillStore = field(default_factory=lambda: _new_spill_store())
+    # The agent run that made the call (agent.subagents.Parent), for tools that run agents
+    # (the task tool, Agent.as_tool): the child inherits its engine, approvals and stream.
+    parent: Any = None
     _workspace: Workspace | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,6 +180,9 @@ class Tool:
     timeout: float | None = None
     max_output_chars: int | None = None
     shell_argument: str | None = None
+    # Runs other tool calls, each approved on its own (a sub-agent): the approval policy lets
+    # it start, plan mode allows it, and the calls it makes follow the run's mode.
+    delegates: bool = False
     Args: ClassVar[type[BaseModel] | None] = None
 
     def __init__(
@@ -220,6 +226,11 @@ class Tool:
 
     def declaration(self) -> dict[str, Any]:
         return tool_declaration(self.name, self.description, self.parameters)
+
+    def reads_only(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether this call can change nothing (no checkpoint is taken before it). A tool
+        whose effect depends on its arguments (a sub-agent's type) overrides it."""
+        return self.read_only
 
     def validate(self, arguments: Mapping[str, Any]) -> Any:
         """Check the arguments; returns what ``execute`` receives. Raises InvalidArguments."""

@@ -75,8 +75,7 @@ class SpillStore:
             self.root = Path(tempfile.mkdtemp(prefix="gemma-agent-spill-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.root), True)
         else:
-            self.root = Path(root)
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root = Path(root)  # made with the first spill: a session may never spill
             self._cleanup = None
 
     def put(self, text: str, *, label: str = "") -> str:
@@ -86,6 +85,7 @@ class SpillStore:
         return writer.id
 
     def writer(self, *, label: str = "") -> SpillWriter:
+        self.root.mkdir(parents=True, exist_ok=True)
         return SpillWriter(self, f"sp_{uuid.uuid4().hex[:12]}", label)
 
     def get(self, spill_id: str) -> str:

@@ -40,12 +40,14 @@ from ..events import (
     PlanUpdated,
     RunFinished,
     RunStarted,
+    SubagentEvent,
     TextDelta,
     ThinkingDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
     Usage,
+    agent_label,
 )
 from .archive import Archive, archived_view
 from .attachments import chip, pasted_path
@@ -65,11 +67,12 @@ from .commands import BY_NAME, Choice, EngineFlags, help_text, parse_command
 from .config import APPROVAL_MODES, THINKING_DISPLAYS, ThinkingDisplay, TuiSettings
 from .custom import listing, load, menu_entries, startup_notices
 from .export import transcript_markdown
-from .format import error_text
+from .format import error_text, tool_diff
 from .heap import HeapPolicy
 from .model_switch import TINY_BANNER, EngineFactory, ModelSwitch, ModelSwitcher, same_model
 from .rewind import RewindConfirm, RewindPicker, command_rewind
 from .screens import ApprovalScreen, HookTrustScreen, SessionPicker
+from .subagents import ToolStatus, parent_path
 
 INIT_TASK = (
     "Study this repository (its layout, build and test commands, code style and conventions) "
@@ -171,7 +174,9 @@ class GemmaApp(App[int]):
         self.run_worker_: Worker[None] | None = None
         self.steps: dict[int, StepState] = {}
         self.cards: dict[str, ToolCard] = {}
-        self.dirty: set[ThinkingBlock | AnswerBlock] = set()
+        # Each sub-agent's path -> the top-level card it shows in (grandchildren too).
+        self.agent_cards: dict[str, ToolCard] = {}
+        self.dirty: set[ThinkingBlock | AnswerBlock | ToolCard] = set()
         self.approvals: list[tuple[ApprovalRequested, ToolCard]] = []
         self.approval_open = False
         self.markers: list[CompactionMarker] = []
@@ -392,6 +397,7 @@ class GemmaApp(App[int]):
                 child.remove()
         self.steps.clear()
         self.cards.clear()
+        self.agent_cards.clear()
         self.markers.clear()
         self.dirty.clear()
         self.set_timer(SETTLE_SECONDS, lambda: self.settle_heap(full=True))  # dropped blocks
@@ -649,6 +655,7 @@ class GemmaApp(App[int]):
             case RunStarted():
                 self.steps.clear()
                 self.cards.clear()
+                self.agent_cards.clear()
             case ThinkingDelta():
                 state = self.step_state(event.step)
                 if state.thinking is None:
@@ -676,6 +683,12 @@ class GemmaApp(App[int]):
                 card = self.card_for(event.call, event.step)
                 if card.status == "queued":
                     card.set_status("running", self.clock())
+            case ApprovalRequested() if event.agent and event.agent in self.agent_cards:
+                # A sub-agent asks: its call is a line of the card that runs it.
+                card = self.agent_cards[event.agent]
+                card.child_call_status(event.agent, event.call, "approval")
+                self.approvals.append((event, card))
+                self.show_next_approval()
             case ApprovalRequested():
                 state = self.step_state(event.step)
                 self.end_thinking(state)
@@ -702,6 +715,8 @@ class GemmaApp(App[int]):
                 self.on_usage(event)
             case Notice():
                 self.add_block(NoticeBlock(event.message, level=event.level))
+            case SubagentEvent():
+                self.on_subagent(event)
             case HookRan():
                 if event.outcome != "allowed" or event.message:  # silent when it just agreed
                     said = f": {event.message}" if event.message else ""
@@ -729,6 +744,18 @@ class GemmaApp(App[int]):
                         self.add_block(NoticeBlock(text, level=level))
             case _:
                 assert_never(event)
+
+    def on_subagent(self, event: SubagentEvent) -> None:
+        """A sub-agent's event goes to the card of the call that runs it: a child's to the
+        parent's task card, a grandchild's to the card its parent child is shown in."""
+        card = self.agent_cards.get(event.agent)
+        if card is None:
+            card = self.agent_cards.get(parent_path(event.agent)) or self.cards.get(event.call_id)
+            if card is None:
+                return  # a call the transcript does not show (cleared meanwhile)
+            self.agent_cards[event.agent] = card
+        card.subagent_event(event.agent, event.call_id, event.event, self.clock())
+        self.dirty.add(card)
 
     def on_turn_finished(self, state: StepState, turn: ModelTurn) -> None:
         """The finished turn is authoritative: reconcile what the deltas showed with it."""
@@ -804,11 +831,18 @@ class GemmaApp(App[int]):
                 self.approvals.pop(0)
             choice: ApprovalDecision = decision or "deny"
             request.respond(choice)
-            card.set_status("denied" if choice == "deny" else "running", self.clock())
+            status: ToolStatus = "denied" if choice == "deny" else "running"
+            if not (request.agent and card.child_call_status(request.agent, request.call, status)):
+                card.set_status(status, self.clock())
             self.prompt.focus()
             self.show_next_approval()
 
-        self.push_screen(ApprovalScreen(request.call, request.reason, card.diff), decided)
+        diff, who = card.diff, ""
+        if request.agent and request.agent in card.subagents:
+            # The call has not run yet, so the file as it is now is the one it changes.
+            diff = tool_diff(request.call.name, request.call.arguments, self.workspace)
+            who = agent_label(request.agent)
+        self.push_screen(ApprovalScreen(request.call, request.reason, diff, agent=who), decided)
 
     # ---------------------------------------------------------------- actions
 
@@ -909,6 +943,32 @@ class GemmaApp(App[int]):
         ]
         text = "\n".join(lines) or "No skills (folders with a SKILL.md in .gemma-agent/skills/)."
         self.say("**Skills**\n\n" + text, markdown=True)
+
+    def command_agents(self, backend: Backend) -> None:
+        """/agents: the agent types the task tool can start, and where each comes from."""
+        found = backend.agent_types()
+        if found is None:
+            self.say("Sub-agents are off: this agent has no task tool.")
+            return
+        types, problems = found
+        home = Path.home()
+        lines = []
+        for t in types:
+            where = t.source
+            if where != "built-in":
+                path = Path(where)
+                if self.workspace is not None and path.is_relative_to(self.workspace.resolve()):
+                    where = str(path.relative_to(self.workspace.resolve()))
+                elif path.is_relative_to(home):
+                    where = "~/" + str(path.relative_to(home))
+                where = f"`{where}`"
+            lines.append(f"- **{t.name}** — {t.description} ({where})")
+        lines += [f"- ⚠ {p}" for p in problems]
+        self.say(
+            "**Agent types** (the task tool starts them; add your own as Markdown files in "
+            "`.gemma-agent/agents/`)\n\n" + "\n".join(lines),
+            markdown=True,
+        )
 
     def edit_memory(self) -> None:
         """Open the workspace's AGENTS.md in $EDITOR (the app is suspended meanwhile)."""
@@ -1038,7 +1098,7 @@ class GemmaApp(App[int]):
             self.say(f"Unknown command /{name}. Type /help for the list.", level="warning")
             return
         if name == "help":
-            self.say(help_text(), markdown=True)
+            self.say(help_text(menu_entries(self.custom_commands)), markdown=True)
             return
         if name == "quit":
             self.exit(0)
@@ -1063,6 +1123,9 @@ class GemmaApp(App[int]):
             return
         if name in ("memory", "skills", "init") and self.backend is not None:
             self.command_context(self.backend, name, arg)
+            return
+        if name == "agents" and self.backend is not None:
+            self.command_agents(self.backend)
             return
         backend = self.backend
         if backend is None:
@@ -1260,7 +1323,23 @@ class GemmaApp(App[int]):
                     else:
                         card.status = "cancelled"
                     blocks.append(card)
+        self.add_saved_subagents([b for b in blocks if isinstance(b, ToolCard)])
         self.archive.add(blocks, show_last=Archive.SHOW_LAST)
+
+    def add_saved_subagents(self, cards: list[ToolCard]) -> None:
+        """Fill the resumed session's task cards with the sub-agents they ran (from the
+        children's logs): parents before their children, each under the call that ran it."""
+        backend = self.backend
+        if not cards or backend is None or backend.session_id is None:
+            return
+        runs = backend.subagent_runs(backend.session_id)
+        by_call = {card.call.id: card for card in cards}
+        by_path: dict[str, ToolCard] = {}
+        for run in sorted(runs, key=lambda r: r.agent.count("/")):
+            card = by_path.get(parent_path(run.agent)) or by_call.get(run.call_id)
+            if card is not None:
+                card.add_saved_child(run)
+                by_path[run.agent] = card
 
     def export(self, arg: str) -> None:
         text = transcript_markdown(self.blocks())

@@ -11,7 +11,17 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..agent import Checkpoint, Engine, EngineInfo, Message, ProjectContext, RewindResult
+from ..agent import (
+    AgentType,
+    Checkpoint,
+    Engine,
+    EngineInfo,
+    Message,
+    ProjectContext,
+    RewindResult,
+    SubagentRun,
+    TaskTool,
+)
 from ..errors import ConfigError
 from ..events import Event, HistoryCompacted, RunStarted, ToolCallStarted
 from .format import FileBefore, call_path, read_text_file
@@ -105,6 +115,16 @@ class Backend(Protocol):
         ...
 
     def sessions(self) -> list[SessionEntry]: ...
+
+    def subagent_runs(self, session_id: str) -> list[SubagentRun]:
+        """The sub-agents a saved session ran, with their transcripts (a resumed task card
+        shows them); [] when none, or when the log cannot be read."""
+        ...
+
+    def agent_types(self) -> tuple[list[AgentType], list[str]] | None:
+        """The agent types the task tool can start, read again from the agent files, and why
+        malformed files were left out; None when the agent has no task tool."""
+        ...
 
     def session_file(self) -> str | None: ...
 
@@ -323,6 +343,22 @@ class AgentBackend:
             SessionEntry(s.session_id, s.title, _when(s.modified))
             for s in self.agent.session_summaries(limit=50)
         ]
+
+    def subagent_runs(self, session_id: str) -> list[SubagentRun]:
+        try:
+            return self.agent.subagent_runs(session_id)
+        except (ConfigError, OSError):
+            return []  # the parent's transcript still shows; its cards just lack the children
+
+    def agent_types(self) -> tuple[list[AgentType], list[str]] | None:
+        task = self.agent.registry.get(TaskTool.name)
+        if not isinstance(task, TaskTool):
+            return None
+        context = self.agent.reload_context()
+        # Types given in code are not in the context (only agent files are discovered).
+        types = list(context.agent_types) or list(task.types.values())
+        problems = list(context.agent_problems)
+        return types, problems
 
     def session_file(self) -> str | None:
         if self.session_id is None:

@@ -19,8 +19,8 @@ from textual import events
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from ..agent import ToolCall, ToolResult
-from ..events import DroppedItem, HistoryCompacted, PlanItem
+from ..agent import SubagentRun, ToolCall, ToolResult
+from ..events import DroppedItem, Event, HistoryCompacted, PlanItem
 from .config import ThinkingDisplay
 from .format import (
     FileBefore,
@@ -34,6 +34,7 @@ from .format import (
     result_text,
     tool_diff,
 )
+from .subagents import OPEN, ChildCall, ChildRun, ToolStatus, parent_path, short_name
 
 SEGMENT_CHARS = 1000  # a live segment is frozen at the next safe break past this size
 CODE_THEME = "monokai"
@@ -301,7 +302,6 @@ class AnswerBlock(StreamBody):
         self.closed = False  # no more text will come
 
 
-ToolStatus = Literal["queued", "approval", "running", "done", "failed", "denied", "cancelled"]
 _ICON: dict[str, tuple[str, str]] = {
     "queued": ("○", "dim"),
     "approval": ("?", "bold yellow"),
@@ -321,6 +321,13 @@ _STATUS_TEXT = {
     "cancelled": "cancelled",
 }
 MAX_EXPANDED_CHARS = 20_000
+CHILD_ITEMS_SHOWN = 3  # a folded card shows a sub-agent's last calls (and every open one)
+_CHILD_ICON: dict[str, tuple[str, str]] = {
+    "running": _ICON["running"],
+    "done": _ICON["done"],
+    "failed": _ICON["failed"],
+    "cancelled": _ICON["cancelled"],
+}
 
 
 def diff_text(diff: str) -> Text:
@@ -344,7 +351,9 @@ def diff_text(diff: str) -> Text:
 class ToolCard(Static, can_focus=True):
     """One tool call: name, arguments, live status, result preview (Enter/click expands).
 
-    One widget rendering a group of texts, so a finished card costs one node in the layout.
+    A call that runs sub-agents (``task``) shows each one inside it, live (see tui/subagents.py):
+    folded, a child's last calls; expanded, all of them and the answers. One widget rendering a
+    group of texts, so a finished card costs one node in the layout.
     """
 
     DEFAULT_CSS = """
@@ -377,6 +386,12 @@ class ToolCard(Static, can_focus=True):
         # tool may have written it before this card exists.
         self.diff = tool_diff(call.name, call.arguments, workspace, before=before)
         self._body: list[Text] = []
+        self._args_lines = 0  # _body[:this] is arguments and diff, the rest the result
+        # Sub-agents this call runs (a `task` call), grandchildren too, by path; `now` is
+        # the clock of the last event or tick, for their elapsed times.
+        self.subagents: dict[str, ChildRun] = {}
+        self.now = now
+        self._dirty = False
         self._paint_body()
 
     def on_mount(self) -> None:
@@ -386,11 +401,60 @@ class ToolCard(Static, can_focus=True):
         if status == "running" and self.status != "running":
             self.started = now
         self.status = status
+        if status == "cancelled":
+            for child in self.subagents.values():
+                child.cancel()
         self._paint()
 
     def tick(self, now: float) -> None:
         if self.status == "running":
             self.elapsed = max(0.0, now - self.started)
+            self.now = now
+            self._paint()
+
+    # -- sub-agents ----------------------------------------------------------------------------
+
+    def subagent_event(self, path: str, call_id: str, event: Event, now: float) -> None:
+        """One event of a sub-agent this call runs (or of one of its descendants). The card is
+        repainted by `flush`, once per frame."""
+        child = self.subagents.get(path)
+        if child is None:
+            child = ChildRun(path, call_id, now, self._description(path, call_id))
+            self.subagents[path] = child
+        child.apply(event, now)
+        self.now = now
+        self._dirty = True
+
+    def child_call_status(self, path: str, call: ToolCall, status: ToolStatus) -> bool:
+        """Mark a sub-agent's call (waiting for approval, running again, denied); False when
+        no child of this card has that path."""
+        child = self.subagents.get(path)
+        if child is None:
+            return False
+        child.call_status(call, status)
+        self._paint()
+        return True
+
+    def add_saved_child(self, run: SubagentRun) -> None:
+        """A sub-agent of a resumed session, from its log."""
+        self.subagents[run.agent] = ChildRun.from_saved(
+            run, self._description(run.agent, run.call_id)
+        )
+
+    def _description(self, path: str, call_id: str) -> str:
+        parent = self.subagents.get(parent_path(path))
+        entry = parent.calls.get(call_id) if parent is not None else None
+        call = self.call if parent is None else entry.call if entry is not None else None
+        value = call.arguments.get("description") if call is not None else None
+        return value if isinstance(value, str) else ""
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
             self._paint()
 
     def finish(self, result: ToolResult, seconds: float) -> None:
@@ -407,6 +471,8 @@ class ToolCard(Static, can_focus=True):
             self.diff = content[content.find("---") :] if "---" in content else content
         if self.status != "denied":
             self.status = "failed" if result.is_error else "done"
+        for child in self.subagents.values():
+            child.cancel()  # one still running here lost its run: it cannot go on
         self._paint_body()
         self._paint()
 
@@ -444,6 +510,7 @@ class ToolCard(Static, can_focus=True):
             if shown is not self.diff:
                 view.append(f"\n… +{len(lines) - 40} diff lines (Enter to expand)", style="dim")
             body.append(view)
+        self._args_lines = len(body)
         if self.result is not None:
             if self.expanded:
                 rtext = result_text(self.result.content)
@@ -481,13 +548,109 @@ class ToolCard(Static, can_focus=True):
     def _paint(self) -> None:
         if self.parent is None:
             return  # painted on mount; a card built for the archive is never mounted
+        asking = any(  # a sub-agent's call waits for approval: the card says so too
+            c.status == "approval"
+            for child in self.subagents.values()
+            for c in child.calls.values()
+        )
         for name in ("failed", "done", "approval"):
             on = self.status == name or (name == "failed" and self.status == "denied")
-            self.set_class(on, f"-{name}")
+            self.set_class(on or (name == "approval" and asking), f"-{name}")
         self.update(self.view())
 
     def view(self) -> RenderableType:
-        return Group(self._header(), *self._body)
+        cut = self._args_lines
+        return Group(self._header(), *self._body[:cut], *self.child_lines(), *self._body[cut:])
+
+    def child_lines(self, full: bool | None = None) -> list[Text]:
+        """The sub-agents' sections, each nested under the call of its parent that runs it;
+        ``full`` (default: as the card is expanded) shows every call and the answers."""
+        out: list[Text] = []
+        full = self.expanded if full is None else full
+        for child in self.subagents.values():
+            if parent_path(child.path) not in self.subagents:
+                self._draw_child(child, "", out, full)
+        return out
+
+    def _draw_child(self, child: ChildRun, pad: str, out: list[Text], full: bool) -> None:
+        icon, style = _CHILD_ICON[child.status]
+        head = _line(pad)
+        head.append(f"{icon} ", style=style)
+        head.append(short_name(child.path), style="bold")
+        facts = [child.description] if child.description else []
+        if child.running:
+            if child.step:
+                facts.append(f"step {child.step}")
+            if child.started is not None:
+                facts.append(fmt_duration(max(0.0, self.now - child.started)))
+        else:
+            facts.append(f"{child.step} step{'s' if child.step != 1 else ''}")
+            if child.seconds is not None:
+                facts.append(fmt_duration(child.seconds))
+        if child.tokens:
+            facts.append(f"{fmt_tokens(child.tokens)} tokens")
+        if child.status != "running" and child.status != "done":
+            facts.append(child.status if child.error in (None, child.status) else child.error)
+        for fact in facts:
+            head.append(f" · {fact}", style="dim")
+        out.append(head)
+        inner = pad + "  "
+        if child.running and (latest := child.latest_line()):
+            line = _line(inner)
+            line.append(("✻ " if child.tail_thinking else "✎ ") + latest, style="dim italic")
+            out.append(line)
+        items: list[ChildCall | str] = list(child.calls.values())
+        for at, note in reversed(child.notes):
+            items.insert(min(at, len(items)), note)
+        shown = items
+        if not full and len(items) > CHILD_ITEMS_SHOWN:
+            keep = len(items) - CHILD_ITEMS_SHOWN
+            shown = [
+                it
+                for i, it in enumerate(items)
+                if i >= keep or (isinstance(it, ChildCall) and it.status in OPEN)
+            ]
+            hidden = len(items) - len(shown)
+            out.append(_line(inner, f"… {hidden} earlier (Enter expands)", "dim italic"))
+        for item in shown:
+            if isinstance(item, str):
+                out.append(_line(inner, f"⚠ {item}", "yellow"))
+                continue
+            self._draw_call(item, child, inner, out, full)
+        if full and child.answer and (pad or self.result is None):
+            preview, _ = result_preview(child.answer)
+            for i, text in enumerate(preview.splitlines()):
+                out.append(_line(inner, ("→ " if i == 0 else "  ") + text, "dim"))
+
+    def _draw_call(
+        self, item: ChildCall, child: ChildRun, pad: str, out: list[Text], full: bool
+    ) -> None:
+        icon, style = _ICON[item.status]
+        line = _line(pad)
+        line.append(f"{icon} ", style=style)
+        line.append(item.call.name)
+        summary = one_line_arguments(item.call.arguments, 40)
+        if summary:
+            line.append(f"  {summary}", style="dim")
+        line.append(
+            f" · {_STATUS_TEXT[item.status]}", style="dim" if item.status == "done" else style
+        )
+        out.append(line)
+        if full and item.result is not None:
+            said = first_line(result_text(item.result.content), 90)
+            if said:
+                out.append(_line(pad + "  ", f"→ {said}", "red" if item.result.is_error else "dim"))
+        for grandchild in self.subagents.values():
+            if grandchild.call_id == item.call.id and parent_path(grandchild.path) == child.path:
+                self._draw_child(grandchild, pad + "  ", out, full)
+
+
+def _line(pad: str, text: str = "", style: str = "") -> Text:
+    """One line of a sub-agent's section: cut at the card's width, never wrapped."""
+    line = Text(pad, no_wrap=True, overflow="ellipsis")
+    if text:
+        line.append(text, style=style)
+    return line
 
 
 class CompactionMarker(Static, can_focus=True):

@@ -38,6 +38,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("memory", "[edit]", "show the AGENTS.md memory loaded (edit: open it in $EDITOR)"),
     Command("init", "", "have the agent study the repository and write AGENTS.md"),
     Command("skills", "", "list the skills (and the malformed ones, with why)"),
+    Command("agents", "", "list the sub-agent types the task tool can start"),
     Command("commands", "", "list the custom commands (.gemma-agent/commands/*.md)"),
     Command("sessions", "", "pick a saved session to resume"),
     Command("resume", "ID", "resume a saved session"),
@@ -142,11 +143,18 @@ def parse_model_args(arg: str, engine_flags: EngineFlags | None = None) -> dict[
     return settings
 
 
-def help_text() -> str:
+def help_text(custom: Sequence[Command] = ()) -> str:
+    """The built-in commands, the project's and user's own (``custom``: their menu entries),
+    and the keys."""
     lines = ["**Commands**", ""]
     for c in COMMANDS:
         usage = f" {c.usage}" if c.usage else ""
         lines.append(f"- `/{c.name}{usage}` — {c.help}")
+    if custom:
+        lines += ["", "**Custom commands** (`.gemma-agent/commands/`, `/commands` lists them)", ""]
+        for c in custom:
+            usage = f" {c.usage}" if c.usage else ""
+            lines.append(f"- `/{c.name}{usage}` — {c.help}")
     lines += [
         "",
         "**Keys**",

@@ -32,6 +32,8 @@ class TuiSettings:
     theme: str = "textual-dark"
     tool_choice: str = "auto"
     max_steps: int = 50
+    subagents: bool = True  # the task tool (sub-agents)
+    max_subagents: int = 4  # sub-agents running at once
 
 
 def user_config_path() -> Path:
@@ -53,14 +55,14 @@ def _check(path: Path, key: str, value: Any) -> Any:
         case "model" | "variant" | "theme" | "tool_choice":
             if not isinstance(value, str) or not value:
                 raise bad("a non-empty string")
-        case "thinking":
+        case "thinking" | "subagents":
             if not isinstance(value, bool):
                 raise bad("true or false")
         case "thinking_budget":
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise bad("a whole number >= 0")
-        case "max_steps":
-            if not isinstance(value, int) or value < 1:
+        case "max_steps" | "max_subagents":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad("a whole number >= 1")
         case "thinking_display":
             if value not in THINKING_DISPLAYS:

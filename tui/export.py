@@ -33,6 +33,9 @@ def transcript_markdown(blocks: Iterable[Widget]) -> str:
                 out += [_fence(args), ""]
             if block.diff:
                 out += [_fence(block.diff, "diff"), ""]
+            if block.subagents:
+                lines = "\n".join(line.plain for line in block.child_lines(full=True))
+                out += ["Sub-agents:", "", _fence(lines), ""]
             if block.result is not None:
                 out += ["Result:", "", _fence(result_text(block.result.content)), ""]
         elif isinstance(block, CompactionMarker):

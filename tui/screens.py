@@ -41,15 +41,22 @@ class ApprovalScreen(ModalScreen[ApprovalDecision]):
         Binding("n,d,escape", "decide('deny')", "Deny", show=False),
     ]
 
-    def __init__(self, call: ToolCall, reason: str, diff: str | None) -> None:
+    def __init__(self, call: ToolCall, reason: str, diff: str | None, *, agent: str = "") -> None:
         super().__init__()
         self.call = call
         self.reason = reason
         self.diff = diff
+        self.agent = agent  # a sub-agent's path below the run ("explore#1"); "" for the run's
+
+    @property
+    def title_text(self) -> str:
+        if self.agent:
+            return f"{self.agent} wants to run {self.call.name}. Allow it?"
+        return f"Allow {self.call.name}?"
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"Allow {self.call.name}?", classes="title")
+            yield Static(self.title_text, classes="title")
             if self.reason:
                 yield Static(self.reason, classes="reason")
             with VerticalScroll():

@@ -1,6 +1,7 @@
 """The rest of the hook events with real shell scripts: SessionStart (context for a session's
 first run), PreCompact (manual: block or focus; automatic: focus), Notification (an approval
-request, a run ending in error), SubagentStop (accepted, not run); `HookRan` in the stream;
+request, a run ending in error), SubagentStop (not run without sub-agents; with them:
+tests/agent/test_subagents.py); `HookRan` in the stream;
 the trust a face asks for (remembered per project, asked again when the set changes)."""
 
 from __future__ import annotations

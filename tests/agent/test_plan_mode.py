@@ -124,6 +124,19 @@ async def test_accepting_the_plan_pins_it_and_keeps_the_cache_hot(tmp_path: Path
     assert share > 0.9, share
 
 
+async def test_a_plan_mode_session_resumed_after_a_restart_pins_its_plan(tmp_path: Path) -> None:
+    engine = ScriptedEngine([PLAN, "Plan ready."])
+    options = {"tools": coding_tools(sandbox="none"), "workspace": tmp_path, "compactor": None,
+               "sessions_dir": tmp_path / ".s", "fsync": False}  # fmt: skip
+    first = await Agent(engine=engine, mode="plan", **options).run("plan the typo fix")  # type: ignore[arg-type]
+    engine.add("Fixed.")
+    later = Agent(engine=engine, **options)  # type: ignore[arg-type]  # a new process
+    await later.run("go ahead", session_id=first.session_id)
+    note = [m for m in later.history() if isinstance(m, UserMessage)][-1]
+    assert note.content.startswith("[agent] Plan mode is over")
+    assert "1. [x] read notes.txt" in note.content and "2. [ ] fix the typo" in note.content
+
+
 def test_unknown_mode_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="mode='draft'"):
         Agent(engine=ScriptedEngine(), workspace=tmp_path, mode="draft")  # type: ignore[arg-type]

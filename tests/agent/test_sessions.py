@@ -151,3 +151,19 @@ def test_sigkill_mid_run_loses_nothing_before_the_last_completed_call(tmp_path: 
     for i in range(12):
         assert f"result {i}" in prompt
     assert dumped(result.turns[:-1]) == dumped(state.history)
+
+
+async def test_a_session_is_written_with_its_first_record_not_before(tmp_path: Path) -> None:
+    agent = Agent(engine=ScriptedEngine(["Hi."]), workspace=tmp_path, sessions_dir=tmp_path / "s")
+    session_id = agent.new_session()  # an editor's session/new
+    path = agent.session_file(session_id)
+    assert not path.exists() and agent.sessions() == []
+    await agent.run("hello", session_id=session_id)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[0]["type"] == "meta" and records[0]["session_id"] == session_id
+    assert load_session(path).history[-1].text == "Hi."  # type: ignore[union-attr]
+    await agent.aclose()
+    unused = Agent(engine=ScriptedEngine([]), workspace=tmp_path, sessions_dir=tmp_path / "u")
+    unused.new_session()
+    await unused.aclose()
+    assert not (tmp_path / "u").exists() or not list((tmp_path / "u").iterdir())

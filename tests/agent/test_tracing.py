@@ -343,3 +343,21 @@ async def test_otlp_http_export_to_a_local_receiver(
         for m in sm.metrics
     }
     assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"} <= metric_names
+
+
+async def test_sub_agents_of_the_task_tool_nest_under_their_parent(
+    tmp_path: Path, otel: Otel
+) -> None:
+    engine = ScriptedEngine([
+        call("task", agent_type="explore", description="look", prompt="find it"),
+        "explorer report",
+        "Done.",
+    ])  # fmt: skip
+    agent = Agent(
+        engine=engine, workspace=tmp_path, tracing=otel.tracing, subagents=True,
+        sessions_dir=tmp_path / ".s", fsync=False,
+    )  # fmt: skip
+    assert (await agent.run("delegate")).output == "Done."
+    outer, inner = sorted(otel.named("invoke_agent"), key=lambda s: s.start_time or 0)
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+    assert len(otel.named("chat")) == 3 and len(otel.named("execute_tool task")) == 1

@@ -12,10 +12,10 @@ SURFACE = {
         RunResult ScriptedEngine Tool ToolContext ToolError VLLMEngine __version__ tool""",
     "gemma_agent.events": """ApprovalDecision ApprovalRequested DroppedItem Event
         HistoryCompacted HookOutcomeKind HookRan Notice PlanItem PlanUpdated RunFinished RunStarted RunUsage StopReason
-        TextDelta ThinkingDelta ToolCallFinished ToolCallStarted TurnFinished Usage
-        event_to_dict""",
+        SubagentEvent TextDelta ThinkingDelta ToolCallFinished ToolCallStarted TurnFinished Usage
+        agent_label event_to_dict""",
     "gemma_agent.errors": """AgentError ConfigError EngineError EngineRequestFailed
-        EngineUnavailable RenderError""",
+        EngineUnavailable RenderError StreamBroken""",
     "gemma_agent.agent": """Agent Attachment Audio Checkpoint Engine EngineConfig EngineInfo
         FileChange Hooks Image MemoryFile ProjectContext RewindConflict RewindResult
         MEDIA_SUFFIXES Message ModelPreset ModelTurn PRESETS RunResult SavedSession
@@ -23,7 +23,8 @@ SURFACE = {
         create_engine
         describe_attachment find_preset instrument_all load_hooks load_media model_problem
         read_session read_steps
-        saved_model CommandPrompt CustomCommand discover_commands expand_command""",
+        saved_model CommandPrompt CustomCommand discover_commands expand_command
+        AgentType SubagentRun TaskTool""",
     "gemma_agent.agent.compaction": """AutoCompaction ClearOldToolResults ClipToolOutputs
         Compaction CompactionChain CompactionContext CompactionLedger CompactionState Compactor
         DEFAULT_TOOL_ROLES DropOldest LedgerEntry SpillSink SummarizeOldTurns Tier ToolRoles

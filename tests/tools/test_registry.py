@@ -240,9 +240,9 @@ def test_spill_store_without_root_is_temporary() -> None:
 
 
 async def test_output_cut_even_when_spilling_fails(tmp_path: Path) -> None:
-    spill = SpillStore(tmp_path / "spill")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    spill = SpillStore(tmp_path / "taken" / "spill")  # nowhere to write the full text
     ctx = ToolContext(workspace=tmp_path, spill=spill)
-    (tmp_path / "spill").rmdir()  # nowhere to write the full text
 
     @tool
     def noisy() -> str:

@@ -121,6 +121,11 @@ async def test_completion_and_sending_a_command(tmp_path: Path, commands: Path) 
         assert "Unknown command /nosuch" in notices(app)[-1]
         assert len(engine.requests) == 2
 
+        await send(pilot, "/help")
+        custom = notices(app)[-1].split("**Custom commands**")[1]
+        assert "`/review FILE [focus]` — Review a file for bugs" in custom
+        assert "`/frontend:build [arguments]` — Build the UI" in custom and "/bad" not in custom
+
 
 async def test_a_command_file_added_later_is_found(tmp_path: Path, commands: Path) -> None:
     app, engine = app_for(tmp_path, ["Done."])

@@ -45,6 +45,7 @@ def test_console_script_shows_thinking_and_a_tool_card(tmp_path: Path) -> None:
             "--thinking",
             *("--tool-choice", "required"),
             *("--approval", "read-only"),  # noise may call anything: only reads may run
+            "--no-subagents",  # a noise `task` call would start children of 20-30 noise steps
             *("--max-steps", "2"),
             *("--max-model-len", "4096"),
         ],

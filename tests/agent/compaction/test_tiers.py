@@ -153,7 +153,7 @@ async def test_clear_waits_until_a_batch_frees_min_tokens(spill):
     # 2 old results (~600 tokens) < 1000: nothing happens, the cache stays hot.
     tier = ClearOldToolResults(keep_turns=4, min_tokens=1000)
     assert await tier.compact(history, ctx(limit, spill=spill)) is None
-    assert not list(spill.root.iterdir())  # nothing spilled for a batch that did not happen
+    assert not spill.ids()  # nothing spilled for a batch that did not happen
     # Two more steps: 4 old results (~1200 tokens) >= 1000: all four cleared at once.
     history += [turn(i, "read_file", {"path": f"f{i}.py"}, lines(30)) for i in (6, 7)]
     result = await tier.compact(history, ctx(approx_tokens(history), spill=spill))
