@@ -5,7 +5,20 @@ shares one engine between them). A prompt runs ``agent.stream(..., answers_appro
 and every event becomes a ``session/update``; a call the approval policy asks about becomes a
 ``session/request_permission`` (allow once / always / reject); ``session/cancel`` cancels the
 task that drives the stream (the partial turn is kept in the session, as anywhere else).
-Sessions are ours: ``session/load`` reopens a saved one and replays it as updates.
+Sessions are ours: ``session/load`` reopens a saved one and replays it as updates (its
+sub-agents' tool calls inside their task calls). A session made by ``session/new`` is written
+with its first prompt: one that never gets a prompt leaves no log (editors open sessions freely).
+
+What the editor offers is used: its file system for the file tools (editor_fs.py), its
+terminals for ``run_shell`` (editor_terminal.py, the sandbox kept), the MCP servers it passes
+with a session (editor_mcp.py, started and stopped with it). ``session/list`` lists the saved
+sessions of a folder; the ``model`` config option switches the engine every session shares
+(``Models``: the CLI's ``editors.app.Engines``); ``thinking`` is per session.
+
+Sub-agents: a child's tool calls are tool calls of the session, titled with the child's short
+path (``explore#1 › Read src/x.py``); its thinking, text and plan are its own (its report is
+its task call's result), its warnings are thought chunks naming it; its approval requests are
+``session/request_permission`` with that title.
 """
 
 from __future__ import annotations
@@ -17,9 +30,10 @@ import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from acp import PROTOCOL_VERSION, RequestError, run_agent, update_tool_call
 from acp.interfaces import Client
@@ -28,17 +42,26 @@ from acp.schema import (
     AllowedOutcome,
     AudioContentBlock,
     ClientCapabilities,
+    ConfigOptionUpdate,
     EmbeddedResourceContentBlock,
     ImageContentBlock,
     Implementation,
     InitializeResponse,
+    ListSessionsResponse,
     LoadSessionResponse,
+    McpCapabilities,
     NewSessionResponse,
     PermissionOption,
     PromptCapabilities,
     PromptResponse,
     ResourceContentBlock,
+    SessionCapabilities,
     SessionConfigOptionBoolean,
+    SessionConfigOptionSelect,
+    SessionConfigSelectOption,
+    SessionInfo,
+    SessionInfoUpdate,
+    SessionListCapabilities,
     SessionMode,
     SessionModeState,
     SetSessionConfigOptionResponse,
@@ -49,6 +72,7 @@ from acp.schema import (
 )
 
 from .. import Agent, Audio, Image, __version__
+from ..agent import Engine
 from ..errors import AgentError
 from ..events import (
     ApprovalDecision,
@@ -59,16 +83,21 @@ from ..events import (
     PlanUpdated,
     RunFinished,
     RunStarted,
+    SubagentEvent,
     TextDelta,
     ThinkingDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
     Usage,
+    agent_label,
 )
-from ..tools import Tool
+from ..tools import MCPServers, Tool
 from . import acp_updates as updates
+from . import editor_mcp
+from .acp_updates import FINAL_ANSWER
 from .editor_fs import EditorFiles
+from .editor_terminal import EditorTerminals
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +107,16 @@ AgentFactory = Callable[[Path, ToolsHook], "Agent | Awaitable[Agent]"]
 session's folder (its ``cwd``) and a hook the agent's tools go through, which swaps in the
 editor's file system for the file tools when the client offers it (else returns them as they
 are). It may be async."""
+
+
+class Models(Protocol):
+    """The model picker (the CLI's `Engines`): the engine every session shares, switched."""
+
+    def current(self) -> str | None: ...
+    def choices(self) -> list[tuple[str, str]]: ...
+    async def get(self) -> Engine: ...
+    async def switch(self, model: str) -> Engine: ...
+
 
 MODES = {
     "ask": "Ask before writes and shell commands",
@@ -94,6 +133,7 @@ STOP_REASONS = {
     "context_overflow": "max_tokens",
     "cancelled": "cancelled",
 }
+LIST_PAGE = 100  # sessions per session/list page
 PERMISSIONS: list[tuple[str, str, Any, ApprovalDecision]] = [
     ("allow", "Allow once", "allow_once", "allow"),
     ("allow_always", "Always allow", "allow_always", "allow_always"),
@@ -110,13 +150,20 @@ class _Session:
     task: asyncio.Task[PromptResponse] | None = None
     cancelled: bool = False
     files: EditorFiles | None = None
+    terminals: EditorTerminals | None = None
+    mcp: MCPServers | None = None  # the servers the editor passed for this session
+    notices: list[str] = field(default_factory=list)  # said with the next prompt
+    answered: bool = False  # the running prompt's answer has been sent (as text)
+    titled: bool = False  # its title has been sent (session_info_update)
 
 
 class GemmaACPAgent:
     """The ACP ``Agent`` side (``acp.interfaces.Agent``) over gemma-agent's SDK."""
 
-    def __init__(self, agent_factory: AgentFactory) -> None:
+    def __init__(self, agent_factory: AgentFactory, models: Models | None = None) -> None:
         self._factory = agent_factory
+        self._models = models
+        self._switching = asyncio.Lock()  # a model switch under way: prompts wait
         self._conn: Client | None = None
         self._client_caps = ClientCapabilities()
         self._sessions: dict[str, _Session] = {}
@@ -144,6 +191,8 @@ class GemmaACPAgent:
             protocol_version=min(protocol_version, PROTOCOL_VERSION),
             agent_capabilities=AgentCapabilities(
                 load_session=True,
+                mcp_capabilities=McpCapabilities(http=True),
+                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
                 prompt_capabilities=PromptCapabilities(
                     image=True, audio=True, embedded_context=True
                 ),
@@ -157,7 +206,7 @@ class GemmaACPAgent:
     async def new_session(
         self, cwd: str, mcp_servers: list[Any] | None = None, **kwargs: Any
     ) -> NewSessionResponse:
-        session = await self._open(cwd, None)
+        session = await self._open(cwd, None, mcp_servers)
         return NewSessionResponse(
             session_id=session.id, modes=self._modes(session), config_options=self._options(session)
         )
@@ -165,23 +214,77 @@ class GemmaACPAgent:
     async def load_session(
         self, cwd: str, session_id: str, mcp_servers: list[Any] | None = None, **kwargs: Any
     ) -> LoadSessionResponse:
-        session = await self._open(cwd, session_id)
+        session = await self._open(cwd, session_id, mcp_servers)
+        session.titled = True  # by its first prompt, long ago
         history = session.agent.open_session(session.id)
-        for update in updates.replay(history, session.workspace):
+        children: dict[str, list[tuple[str, list[Any]]]] = {}
+        for run in session.agent.subagent_runs(session.id):
+            children.setdefault(run.call_id, []).append((run.agent, run.history))
+        for update in updates.replay(history, session.workspace, children):
             await self.client.session_update(session_id=session.id, update=update)
         return LoadSessionResponse(
             modes=self._modes(session), config_options=self._options(session)
         )
 
-    async def _open(self, cwd: str, session_id: str | None) -> _Session:
+    async def list_sessions(
+        self, cwd: str | None = None, cursor: str | None = None, **kwargs: Any
+    ) -> ListSessionsResponse:
+        """The saved sessions of ``cwd`` (else of the folders of this connection's sessions
+        and of our own folder), newest first, with their titles (their first prompt)."""
+        folders = [_folder(cwd)] if cwd else [s.workspace for s in self._sessions.values()]
+        if not cwd:
+            folders.append(Path.cwd())
+        found: dict[str, SessionInfo] = {}
+        modified: dict[str, float] = {}
+        for folder in dict.fromkeys(f.resolve() for f in folders):
+            for saved in self._agent_of(folder).session_summaries():
+                found[saved.session_id] = SessionInfo(
+                    session_id=saved.session_id,
+                    cwd=str(folder),
+                    title=saved.title or None,
+                    updated_at=_iso(saved.modified),
+                )
+                modified[saved.session_id] = saved.modified or 0.0
+        ordered = sorted(found.values(), key=lambda i: modified[i.session_id], reverse=True)
+        start = int(cursor) if cursor and cursor.isdigit() else 0
+        page = ordered[start : start + LIST_PAGE]
+        more = start + LIST_PAGE < len(ordered)
+        return ListSessionsResponse(
+            sessions=page, next_cursor=str(start + LIST_PAGE) if more else None
+        )
+
+    def _agent_of(self, folder: Path) -> Agent:
+        """An agent of ``folder`` that knows its saved sessions: an open session's, else a
+        bare one (no engine: it only reads the folder's session logs)."""
+        for session in self._sessions.values():
+            if session.workspace.resolve() == folder:
+                return session.agent
+        return Agent(workspace=folder, tools=[])
+
+    async def _open(
+        self, cwd: str, session_id: str | None, mcp_servers: list[Any] | None = None
+    ) -> _Session:
         workspace = _folder(cwd)
+        mcp, notices = await editor_mcp.start(mcp_servers, workspace)
+        try:
+            session = await self._build(workspace, session_id, mcp)
+        except BaseException:
+            await mcp.aclose()
+            raise
+        session.notices += notices
+        return session
+
+    async def _build(self, workspace: Path, session_id: str | None, mcp: MCPServers) -> _Session:
         fs = self._client_caps.fs
         files = (
             EditorFiles(self.client) if fs and fs.read_text_file and fs.write_text_file else None
         )
+        terminals = EditorTerminals(self.client) if self._client_caps.terminal else None
 
         def wrap_tools(tools: Sequence[Tool]) -> list[Tool]:
-            return files.tools(tools) if files is not None else list(tools)
+            tools = files.tools(tools) if files is not None else list(tools)
+            tools = terminals.tools(tools) if terminals is not None else tools
+            return [*tools, *mcp.tools()]
 
         try:
             made = self._factory(workspace, wrap_tools)
@@ -194,11 +297,14 @@ class GemmaACPAgent:
             raise RequestError.invalid_params({"details": str(e)}) from e
         policy = agent.policy
         mode = "plan" if agent.mode == "plan" else str(getattr(policy, "mode", "yolo"))
-        session = _Session(session_id, agent, agent.workspace, mode, files=files)
-        if files is not None:
-            files.session_id = session_id
+        session = _Session(
+            session_id, agent, agent.workspace, mode, files=files, terminals=terminals, mcp=mcp
+        )
+        for helper in (files, terminals):
+            if helper is not None:
+                helper.session_id = session_id
         previous = self._sessions.get(session_id)
-        if previous is not None:
+        if previous is not None:  # loaded again
             await self._close(previous)
         self._sessions[session_id] = session
         return session
@@ -210,15 +316,38 @@ class GemmaACPAgent:
         )
 
     def _options(self, session: _Session) -> list[Any]:
-        return [
+        options: list[Any] = []
+        current = self._models.current() if self._models is not None else None
+        choices = self._models.choices() if self._models is not None else []
+        if current is not None and choices:
+            if current not in {name for name, _ in choices}:
+                choices = [(current, "the model started with"), *choices]
+            options.append(
+                SessionConfigOptionSelect(
+                    type="select",
+                    id="model",
+                    name="Model",
+                    category="model",
+                    description="The model every session runs on (switching starts it: "
+                    "minutes for a large one)",
+                    current_value=current,
+                    options=[
+                        SessionConfigSelectOption(value=name, name=name, description=about)
+                        for name, about in choices
+                    ],
+                )
+            )
+        options.append(
             SessionConfigOptionBoolean(
                 type="boolean",
                 id="thinking",
                 name="Thinking",
+                category="thought_level",
                 description="Let the model reason before it answers",
                 current_value=bool(session.agent.thinking),
             )
-        ]
+        )
+        return options
 
     async def set_session_mode(
         self, session_id: str, mode_id: str, **kwargs: Any
@@ -241,11 +370,40 @@ class GemmaACPAgent:
         self, config_id: str, session_id: str, value: str | bool, **kwargs: Any
     ) -> SetSessionConfigOptionResponse:
         session = self._session(session_id)
+        if config_id == "model" and self._models is not None:
+            await self._switch_model(str(value))
+            for other in list(self._sessions.values()):  # the others' pickers change too
+                if other is not session:
+                    update = ConfigOptionUpdate(
+                        session_update="config_option_update", config_options=self._options(other)
+                    )
+                    await self.client.session_update(session_id=other.id, update=update)
+            return SetSessionConfigOptionResponse(config_options=self._options(session))
         if config_id != "thinking":
-            raise RequestError.invalid_params({"configId": "only 'thinking' can be set"})
+            raise RequestError.invalid_params({"configId": "one of 'thinking', 'model'"})
         on = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "on", "yes")
         session.agent.set_thinking(on, session.agent.thinking_budget)
         return SetSessionConfigOptionResponse(config_options=self._options(session))
+
+    async def _switch_model(self, model: str) -> None:
+        """Every session goes on with ``model``: refused while a prompt runs."""
+        assert self._models is not None
+        if any(s.task is not None and not s.task.done() for s in self._sessions.values()):
+            raise RequestError.invalid_request(
+                {"details": "a prompt is running: switch the model when it has ended"}
+            )
+        async with self._switching:
+            try:
+                engine = await self._models.switch(model)
+            except AgentError as e:
+                with contextlib.suppress(Exception):  # the previous model, started again
+                    self._use(await self._models.get())
+                raise RequestError.invalid_params({"details": str(e)}) from e
+            self._use(engine)
+
+    def _use(self, engine: Engine) -> None:
+        for session in self._sessions.values():
+            session.agent.use_engine(engine, close_engine=False)
 
     # -- prompts ---------------------------------------------------------------------------------
 
@@ -254,7 +412,9 @@ class GemmaACPAgent:
         if session.task is not None and not session.task.done():
             raise RequestError.invalid_request({"details": "a prompt is already running"})
         task = _prompt_task(prompt)
-        session.cancelled = False
+        async with self._switching:  # a model switch ends first
+            pass
+        session.cancelled = session.answered = False
         session.task = asyncio.create_task(
             self._run(session, task), name=f"acp-prompt:{session_id}"
         )
@@ -279,6 +439,8 @@ class GemmaACPAgent:
         tracker = updates.DiffTracker(session.workspace)
 
         def on_emit(event: Event) -> None:
+            while isinstance(event, SubagentEvent):  # a child's edits are shown as diffs too
+                event = event.event
             if isinstance(event, ToolCallStarted):
                 tracker.started(event.call)
             elif isinstance(event, ToolCallFinished):
@@ -292,6 +454,9 @@ class GemmaACPAgent:
             mode="plan" if session.mode == "plan" else "default",
         )
         finished: RunFinished | None = None
+        notices, session.notices = session.notices, []
+        for notice in notices:
+            await self._say(session, f"\n[warning] {notice}\n", thought=True)
         try:
             async with contextlib.aclosing(stream) as events:
                 async for event in events:
@@ -306,6 +471,15 @@ class GemmaACPAgent:
             raise RequestError.invalid_params({"details": str(e)}) from e
         if finished is None:
             raise RequestError.internal_error({"details": "the run ended without a result"})
+        if not session.titled:  # its first prompt names it (as session/list says)
+            session.titled = True
+            title = " ".join(_title(task).split())[:80]
+            when = _iso(datetime.now(UTC).timestamp())
+            if title:
+                info = SessionInfoUpdate(
+                    session_update="session_info_update", title=title, updated_at=when
+                )
+                await self.client.session_update(session_id=session.id, update=info)
         reason = STOP_REASONS.get(finished.reason)
         if reason is None:
             why = finished.error or finished.reason
@@ -313,12 +487,11 @@ class GemmaACPAgent:
             reason = "end_turn"
         return PromptResponse(stop_reason=reason)  # type: ignore[arg-type]
 
-    async def _say(self, session: _Session, text: str) -> None:
-        from acp import update_agent_message_text
+    async def _say(self, session: _Session, text: str, *, thought: bool = False) -> None:
+        from acp import update_agent_message_text, update_agent_thought_text
 
-        await self.client.session_update(
-            session_id=session.id, update=update_agent_message_text(text)
-        )
+        update = (update_agent_thought_text if thought else update_agent_message_text)(text)
+        await self.client.session_update(session_id=session.id, update=update)
 
     async def _show(self, session: _Session, event: Event, tracker: updates.DiffTracker) -> None:
         from acp import update_agent_message_text, update_agent_thought_text, update_plan
@@ -328,14 +501,21 @@ class GemmaACPAgent:
             case ThinkingDelta():
                 update = update_agent_thought_text(event.text)
             case TextDelta():
+                session.answered = True
                 update = update_agent_message_text(event.text)
+            case ToolCallStarted() if event.call.name == FINAL_ANSWER:
+                pass  # the answer, not a tool call: shown as the answer once accepted
+            case ToolCallFinished() if event.call.name == FINAL_ANSWER:
+                if event.result.is_error:  # refused (bad arguments): the model tries again
+                    start = updates.start(event.call, session.workspace)
+                    await self.client.session_update(session_id=session.id, update=start)
+                    update = updates.finish(event.call, event.result, None)
             case ToolCallStarted():
-                update = updates.start(event.call, session.workspace)
+                await self._started(session, updates.start(event.call, session.workspace))
             case ToolCallFinished():
-                diff = tracker.diffs.pop(event.call.id, None)
-                if session.files is not None:
-                    diff = session.files.diffs.pop(event.call.id, None) or diff
-                update = updates.finish(event.call, event.result, diff)
+                diff = _diff(session, tracker, event)
+                terminal = _terminal(session, event.call.id)
+                update = updates.finish(event.call, event.result, diff, terminal=terminal)
             case ApprovalRequested():
                 event.respond(await self._ask(session, event))
                 return
@@ -344,18 +524,70 @@ class GemmaACPAgent:
             case Notice():
                 if event.level != "info":
                     update = update_agent_thought_text(f"\n[{event.level}] {event.message}\n")
-            case HistoryCompacted() | Usage() | TurnFinished() | RunStarted() | RunFinished():
+            case SubagentEvent():
+                await self._show_child(session, event, tracker)
+                return
+            case RunFinished():
+                answer = event.output
+                if event.reason == "final_answer" and answer is not None and not session.answered:
+                    update = update_agent_message_text(updates.answer_text(answer))
+            case HistoryCompacted() | Usage() | TurnFinished() | RunStarted():
                 pass
         if update is not None:
             await self.client.session_update(session_id=session.id, update=update)
 
+    async def _show_child(
+        self, session: _Session, wrapped: SubagentEvent, tracker: updates.DiffTracker
+    ) -> None:
+        """A sub-agent's event: its tool calls as the session's (titled with its path), its
+        warnings as thoughts naming it, its start as its task call's. Its thinking, text and
+        plan are not the session's answer or plan: they are left out (its report is its task
+        call's result)."""
+        from acp import update_agent_thought_text
+
+        agent, event = wrapped.agent, wrapped.event
+        update: Any = None
+        match event:
+            case RunStarted():  # the task call that runs it is at work
+                update = update_tool_call(updates.task_call_id(wrapped), status="in_progress")
+            case ToolCallStarted() | ToolCallFinished() if event.call.name == FINAL_ANSWER:
+                pass  # its report: the task call's result
+            case ToolCallStarted():
+                await self._started(session, updates.start(event.call, session.workspace, agent))
+            case ToolCallFinished():
+                diff = _diff(session, tracker, event)
+                terminal = _terminal(session, updates.call_id(event.call, agent))
+                update = updates.finish(event.call, event.result, diff, agent, terminal=terminal)
+            case Notice():
+                if event.level != "info":
+                    who = agent_label(agent)
+                    update = update_agent_thought_text(
+                        f"\n[{event.level}] {who}: {event.message}\n"
+                    )
+            case ApprovalRequested() | SubagentEvent():  # not wrapped today; answered if so
+                await self._show(session, event, tracker)
+            case (
+                ThinkingDelta() | TextDelta() | PlanUpdated() | HistoryCompacted() | Usage()
+                | TurnFinished() | RunFinished()
+            ):  # fmt: skip
+                pass
+        if update is not None:
+            await self.client.session_update(session_id=session.id, update=update)
+
+    async def _started(self, session: _Session, update: Any) -> None:
+        """A tool call is shown; a command of it may now show its terminal."""
+        await self.client.session_update(session_id=session.id, update=update)
+        if session.terminals is not None:
+            session.terminals.shown(update.tool_call_id)
+
     async def _ask(self, session: _Session, event: ApprovalRequested) -> ApprovalDecision:
         call = event.call
+        call_id = updates.call_id(call, event.agent)  # a sub-agent's: as its tool call was shown
         response = await self.client.request_permission(
             session_id=session.id,
             tool_call=ToolCallUpdate(
-                tool_call_id=call.id,
-                title=updates.tool_title(call),
+                tool_call_id=call_id,
+                title=updates.title(call, event.agent),
                 kind=updates.tool_kind(call.name),
                 status="pending",
                 locations=updates.locations(call, session.workspace),
@@ -369,7 +601,7 @@ class GemmaACPAgent:
         decision = {i: d for i, _, _, d in PERMISSIONS}.get(outcome.option_id, "deny")
         if decision != "deny":
             await self.client.session_update(
-                session_id=session.id, update=update_tool_call(call.id, status="in_progress")
+                session_id=session.id, update=update_tool_call(call_id, status="in_progress")
             )
         return decision
 
@@ -385,12 +617,37 @@ class GemmaACPAgent:
         if session.task is not None and not session.task.done():
             session.task.cancel()
             await asyncio.wait({session.task})
-        await session.agent.aclose()
+        try:
+            await session.agent.aclose()
+        finally:
+            if session.mcp is not None:
+                await session.mcp.aclose()
 
     async def aclose(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await self._close(session)
+
+
+def _diff(
+    session: _Session, tracker: updates.DiffTracker, event: ToolCallFinished
+) -> tuple[str, str | None, str] | None:
+    """The change a file tool's call made: through the editor's file system, or on disk."""
+    diff = tracker.diffs.pop(event.call.id, None)
+    if session.files is not None:
+        diff = session.files.diffs.pop(event.call.id, None) or diff
+    return diff
+
+
+def _terminal(session: _Session, call_id: str) -> str | None:
+    """The editor's terminal a finished call ran its command in, if any."""
+    return session.terminals.forget(call_id) if session.terminals is not None else None
+
+
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _folder(cwd: str) -> Path:
@@ -426,6 +683,10 @@ def _prompt_task(blocks: list[Any]) -> str | list[Any]:
     return [joined, *parts] if parts else joined
 
 
+def _title(task: str | list[Any]) -> str:
+    return task if isinstance(task, str) else next((t for t in task if isinstance(t, str)), "")
+
+
 def _media_name(block: ImageContentBlock | AudioContentBlock) -> str:
     kind = "image" if isinstance(block, ImageContentBlock) else "audio"
     suffix = block.mime_type.split("/")[-1].split(";")[0] if block.mime_type else "bin"
@@ -433,13 +694,18 @@ def _media_name(block: ImageContentBlock | AudioContentBlock) -> str:
 
 
 async def serve_acp(
-    agent_factory: AgentFactory, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    agent_factory: AgentFactory,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    models: Models | None = None,
 ) -> None:
     """Serve ACP on a pair of streams until the client hangs up (the CLI passes stdin/stdout).
 
     ``agent_factory(folder)`` builds the agent of each session (it may be async); the agents
-    are closed when the connection ends."""
-    server = GemmaACPAgent(agent_factory)
+    are closed when the connection ends. ``models``: the model picker (a session config
+    option), where the engine can be switched."""
+    server = GemmaACPAgent(agent_factory, models)
     try:
         await run_agent(cast(Any, server), writer, reader)
     finally:

@@ -1,6 +1,10 @@
 """The agent's events as ACP ``session/update`` payloads: answer and thought chunks, tool calls
 (kind, title, file locations, diffs for the file tools) and plan entries.
 
+A sub-agent's tool calls are tool calls of their own: their id is the child's path and the
+call's (``main/explore#1/call_…``), their title starts with the child's short path
+(``explore#1 › Read src/x.py``).
+
 Pure mapping, no I/O but one: `DiffTracker` reads a file around the call that changes it (from
 ``on_emit``, at the moment the event is produced) so that an edit is shown as a diff.
 """
@@ -8,7 +12,7 @@ Pure mapping, no I/O but one: `DiffTracker` reads a file around the call that ch
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ from acp import (
     text_block,
     tool_content,
     tool_diff_content,
+    tool_terminal_ref,
     update_agent_message_text,
     update_agent_thought_text,
     update_plan,
@@ -27,8 +32,16 @@ from acp import (
 )
 from acp.schema import ToolCallLocation, ToolKind
 
-from ..agent import Message, ModelTurn, SummaryMessage, ToolCall, ToolResult, UserMessage
-from ..events import PlanItem
+from ..agent import (
+    Message,
+    ModelTurn,
+    SummaryMessage,
+    TaskTool,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from ..events import PlanItem, SubagentEvent, agent_label
 
 KINDS: dict[str, ToolKind] = {
     "read_file": "read",
@@ -44,8 +57,10 @@ KINDS: dict[str, ToolKind] = {
     "shell_kill": "execute",
     "web_fetch": "fetch",
     "update_plan": "think",
+    TaskTool.name: "think",  # a sub-agent at work (as Claude Code's adapter shows its Task)
 }
 FILE_WRITERS = ("write_file", "edit_file")
+FINAL_ANSWER = "final_answer"  # the call that gives the answer (tool_choice="required")
 MAX_DIFF_BYTES = 1_000_000  # larger files are shown by the tool's own result, not as a diff
 MAX_RESULT_CHARS = 8_000
 
@@ -80,8 +95,30 @@ def tool_title(call: ToolCall) -> str:
             return f"Fetch {a.get('url', '')}"
         case "update_plan":
             return "Update the plan"
+        case "task":
+            what = " ".join(str(a.get("description") or "").split())
+            return f"Sub-agent {a.get('agent_type', '')}: {_clip(what, 80)}".rstrip(": ")
     args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in a.items())
     return f"{call.name}({_clip(args, 80)})"
+
+
+def call_id(call: ToolCall, agent: str = "") -> str:
+    """The ACP id of a call: its own id, or for a sub-agent's (``agent``: its path) the path
+    and the id, unique in the session."""
+    return f"{agent}/{call.id}" if agent else call.id
+
+
+def task_call_id(event: SubagentEvent) -> str:
+    """The ACP id of the call that runs a sub-agent: its parent's (the run's own, or for a
+    grandchild its parent child's)."""
+    parent = event.agent.rpartition("/")[0]
+    return event.call_id if "/" not in parent else f"{parent}/{event.call_id}"
+
+
+def title(call: ToolCall, agent: str = "") -> str:
+    """`tool_title`, after the sub-agent's short path when a sub-agent makes the call."""
+    text = tool_title(call)
+    return f"{agent_label(agent)} › {text}" if agent else text
 
 
 def locations(call: ToolCall, workspace: Path) -> list[ToolCallLocation] | None:
@@ -107,6 +144,15 @@ def result_text(result: ToolResult) -> str:
     return _clip(text, MAX_RESULT_CHARS)
 
 
+def answer_text(value: Any) -> str:
+    """A run's output (given through ``final_answer``) as the answer's text."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, ensure_ascii=False, indent=2, default=repr)
+
+
 def plan_entries(items: Sequence[PlanItem]) -> list[Any]:
     """ACP has pending / in_progress / completed: a cancelled step is shown completed, marked."""
     entries = []
@@ -119,10 +165,10 @@ def plan_entries(items: Sequence[PlanItem]) -> list[Any]:
     return entries
 
 
-def start(call: ToolCall, workspace: Path) -> Any:
+def start(call: ToolCall, workspace: Path, agent: str = "") -> Any:
     return start_tool_call(
-        call.id,
-        tool_title(call),
+        call_id(call, agent),
+        title(call, agent),
         kind=tool_kind(call.name),
         status="pending",
         locations=locations(call, workspace),
@@ -130,25 +176,48 @@ def start(call: ToolCall, workspace: Path) -> Any:
     )
 
 
-def finish(call: ToolCall, result: ToolResult, diff: tuple[str, str | None, str] | None) -> Any:
+def finish(
+    call: ToolCall,
+    result: ToolResult,
+    diff: tuple[str, str | None, str] | None,
+    agent: str = "",
+    *,
+    terminal: str | None = None,
+) -> Any:
+    """A call's end: its diff, the editor's terminal it ran in (kept in view), or its text."""
     content: list[Any] = []
-    if diff is not None and not result.is_error:
+    if terminal is not None:
+        content.append(tool_terminal_ref(terminal))
+    elif diff is not None and not result.is_error:
         path, old, new = diff
         content.append(tool_diff_content(path, new, old))
     else:
         content.append(tool_content(text_block(result_text(result))))
     return update_tool_call(
-        call.id,
+        call_id(call, agent),
         status="failed" if result.is_error else "completed",
         content=content,
-        raw_output=result.content if _jsonable(result.content) else repr(result.content),
+        raw_output=raw_output(result),
     )
+
+
+def raw_output(result: ToolResult) -> dict[str, Any]:
+    """A result as an object (clients such as Toad take nothing else): a mapping as it is,
+    anything else under ``output`` (``error`` for a failed call)."""
+    content = result.content if _jsonable(result.content) else repr(result.content)
+    if isinstance(content, dict):
+        return content
+    return {"error" if result.is_error else "output": content}
 
 
 class DiffTracker:
     """Old and new text of the files write_file / edit_file change, read when the events are
     produced (``on_emit``): the old text when the call is announced, the new one when it has
-    finished. A later call of the same step on the same file starts from the earlier's result."""
+    finished. A later call of the same step on the same file starts from the earlier's result.
+
+    A sub-agent's events reach ``on_emit`` when its parent forwards them, which may be after
+    its call ran: then both texts are the new one, and no diff is made (the tool's own result
+    is shown instead of a diff of nothing)."""
 
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
@@ -174,14 +243,22 @@ class DiffTracker:
         new = _read(path)
         if new is None:
             return
-        self.diffs[call.id] = (str(path), old, new)
+        if new != old:  # else no change to show, or read too late (the tool's text says it)
+            self.diffs[call.id] = (str(path), old, new)
         for other, (p, _) in list(self._before.items()):  # still to run on the same file
             if p == path:
                 self._before[other] = (p, new)
 
 
-def replay(history: Sequence[Message], workspace: Path) -> list[Any]:
-    """A saved session as the updates that would have shown it (session/load)."""
+Children = Mapping[str, Sequence[tuple[str, Sequence[Message]]]]
+"""The sub-agents of a session by the task call that ran them: (path, history) each."""
+
+
+def replay(
+    history: Sequence[Message], workspace: Path, children: Children | None = None
+) -> list[Any]:
+    """A saved session as the updates that would have shown it (session/load). ``children``:
+    the sub-agents' transcripts, whose tool calls are shown before their task call ends."""
     updates: list[Any] = []
     for message in history:
         if isinstance(message, UserMessage):
@@ -200,20 +277,36 @@ def replay(history: Sequence[Message], workspace: Path) -> list[Any]:
                 updates.append(update_agent_thought_text(message.reasoning))
             if message.text:
                 updates.append(update_agent_message_text(message.text))
-            results = {r.call_id: r for r in message.tool_results}
-            for call in message.tool_calls:
-                updates.append(start(call, workspace))
-                if call.name == "update_plan":
-                    items = _plan_arguments(call.arguments)
-                    if items:
-                        updates.append(update_plan(plan_entries(items)))
-                result = results.get(call.id)
-                if result is not None:
-                    diff = None
-                    if call.name == "write_file" and isinstance(call.arguments.get("content"), str):
-                        path = str(workspace / str(call.arguments.get("path", "")))
-                        diff = (path, None, call.arguments["content"])
-                    updates.append(finish(call, result, diff))
+            updates += _replay_calls(message, workspace, "", children or {})
+    return updates
+
+
+def _replay_calls(turn: ModelTurn, workspace: Path, agent: str, children: Children) -> list[Any]:
+    updates: list[Any] = []
+    results = {r.call_id: r for r in turn.tool_results}
+    for call in turn.tool_calls:
+        if call.name == FINAL_ANSWER:  # the answer (a child's: its task call's result)
+            result = results.get(call.id)
+            if not agent and result is not None and not result.is_error:
+                given = call.arguments
+                updates.append(update_agent_message_text(answer_text(given.get("answer", given))))
+            continue
+        updates.append(start(call, workspace, agent))
+        if call.name == "update_plan" and not agent:  # a child's plan is not the session's
+            items = _plan_arguments(call.arguments)
+            if items:
+                updates.append(update_plan(plan_entries(items)))
+        for child, history in children.get(call.id, ()):
+            for message in history:
+                if isinstance(message, ModelTurn):
+                    updates += _replay_calls(message, workspace, child, {})
+        result = results.get(call.id)
+        if result is not None:
+            diff = None
+            if call.name == "write_file" and isinstance(call.arguments.get("content"), str):
+                path = str(workspace / str(call.arguments.get("path", "")))
+                diff = (path, None, call.arguments["content"])
+            updates.append(finish(call, result, diff, agent))
     return updates
 
 

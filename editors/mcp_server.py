@@ -1,9 +1,10 @@
 """`gemma-agent mcp-serve`: the agent as an MCP server on stdio (the `mcp` package), so that
 another agent or an editor can hand it a task: one tool, ``run_task(task, workspace)``, runs the
 task in a workspace and returns the final answer, with a progress notification per step (tool
-calls by name) while it works. A cancelled request cancels the run (the partial turn is kept in
-the workspace's session log). Approvals: ``--approval`` (default ``auto``); nobody is asked, so
-a call the policy would ask about is denied and the model reads why.
+calls by name; a sub-agent's as ``explore#1 › read_file``) while it works. A cancelled request
+cancels the run (the partial turn is kept in the workspace's session log). Approvals:
+``--approval`` (default ``auto``); nobody is asked, so a call the policy would ask about (a
+sub-agent's too) is denied and the model reads why.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from ..agent import Engine
-from ..events import RunFinished, RunStarted, ToolCallStarted, TurnFinished
+from ..events import (
+    RunFinished,
+    RunStarted,
+    SubagentEvent,
+    ToolCallStarted,
+    TurnFinished,
+    agent_label,
+)
 
 
 def build_server(args: argparse.Namespace, engine: Any) -> Any:
@@ -43,17 +51,26 @@ def build_server(args: argparse.Namespace, engine: Any) -> Any:
         agent = build_agent(args, eng, folder, approval="auto")
         finished: RunFinished | None = None
         session = ""
+        sent = 0  # progress only grows: one more per notification
+
+        async def progress(message: str) -> None:
+            nonlocal sent
+            sent += 1
+            await ctx.report_progress(sent, None, message)
+
         try:
             async with contextlib.aclosing(agent.stream(task)) as events:
                 async for event in events:
                     if isinstance(event, RunStarted):
                         session = event.session_id
                     elif isinstance(event, ToolCallStarted):
-                        await ctx.report_progress(
-                            event.step, None, f"step {event.step}: {event.call.name}"
-                        )
+                        await progress(f"step {event.step}: {event.call.name}")
                     elif isinstance(event, TurnFinished):
-                        await ctx.report_progress(event.step, None, f"step {event.step} done")
+                        await progress(f"step {event.step} done")
+                    elif isinstance(event, SubagentEvent):
+                        if isinstance(event.event, ToolCallStarted):
+                            who = agent_label(event.agent)
+                            await progress(f"{who} › {event.event.call.name}")
                     elif isinstance(event, RunFinished):
                         finished = event
         finally:

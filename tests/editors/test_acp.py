@@ -23,10 +23,12 @@ from acp.schema import (  # noqa: E402
     AgentThoughtChunk,
     AllowedOutcome,
     ClientCapabilities,
+    ConfigOptionUpdate,
     FileEditToolCallContent,
     FileSystemCapabilities,
     ReadTextFileResponse,
     RequestPermissionResponse,
+    SessionInfoUpdate,
     ToolCallProgress,
     ToolCallStart,
     UserMessageChunk,
@@ -93,16 +95,21 @@ class Editor:
 
 @contextlib.asynccontextmanager
 async def acp_agent(
-    editor: Editor, scenario: str, workspace: Path, *flags: str, fs: bool = False
-) -> AsyncIterator[Any]:
+    editor: Any, scenario: str, workspace: Path, *flags: str, fs: bool = False,
+    terminal: bool = False,
+) -> AsyncIterator[Any]:  # fmt: skip
     env = {**os.environ, "XDG_CONFIG_HOME": str(workspace.parent / "config")}
     async with spawn_agent_process(
         editor, sys.executable, str(SCRIPT), scenario, *flags, env=env, cwd=workspace
     ) as (conn, process):
-        caps = ClientCapabilities(fs=FileSystemCapabilities(read_text_file=fs, write_text_file=fs))
+        caps = ClientCapabilities(
+            fs=FileSystemCapabilities(read_text_file=fs, write_text_file=fs), terminal=terminal
+        )
         init = await conn.initialize(protocol_version=PROTOCOL_VERSION, client_capabilities=caps)
         assert init.protocol_version == PROTOCOL_VERSION
         assert init.agent_capabilities.load_session
+        assert init.agent_capabilities.session_capabilities.list is not None  # session/list
+        assert init.agent_capabilities.mcp_capabilities.http  # and stdio, always
         assert init.agent_info.name == "gemma-agent"
         yield conn
     assert process.returncode is not None
@@ -172,6 +179,13 @@ async def test_permission_requests_allow_once_reject_and_always(workspace: Path)
     statuses = [u.status for u in editor.of(ToolCallProgress) if u.status]
     assert statuses.count("failed") == 1  # the rejected call
     assert "first done" in editor.text(AgentMessageChunk)
+    # results are objects (Toad drops an update whose rawOutput is not one)
+    ends = [u for u in editor.of(ToolCallProgress) if u.status in ("completed", "failed")]
+    assert all(isinstance(u.raw_output, dict) for u in ends)
+    assert {
+        "error": "The user denied this call. Do not retry it; choose another approach or ask."
+    } in [u.raw_output for u in ends]
+    assert {"output": "Created a.txt (1 lines, 2 bytes)"} in [u.raw_output for u in ends]
 
 
 async def test_cancel_mid_step_stops_the_tool_and_the_session_goes_on(workspace: Path) -> None:
@@ -256,3 +270,91 @@ async def test_file_tools_go_through_the_editor_when_it_offers_its_file_system(
         "an unsaved buffer\n",
         "an edited buffer\n",
     )
+
+
+async def test_an_answer_given_through_final_answer_is_the_answer(workspace: Path) -> None:
+    """With --tool-choice required the model answers by calling final_answer: the editor shows
+    its answer as the answer (now and when the session is loaded), not as a tool call."""
+    editor = Editor()
+    flags = ("--approval", "auto", "--thinking", "--tool-choice", "required")
+    async with acp_agent(editor, "final", workspace, *flags) as conn:
+        session = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+        async with asyncio.timeout(60):
+            done = await conn.prompt(session_id=session.session_id, prompt=[text_block("?")])
+    assert done.stop_reason == "end_turn"
+    assert editor.text(AgentThoughtChunk) == "Nothing to run."
+    assert editor.text(AgentMessageChunk) == "The answer is 42."
+    assert not editor.of(ToolCallStart) and not editor.of(ToolCallProgress)
+
+    again = Editor()
+    async with acp_agent(again, "load", workspace, *flags) as conn:
+        async with asyncio.timeout(60):
+            await conn.load_session(cwd=str(workspace), session_id=session.session_id)
+    assert again.text(AgentMessageChunk) == "The answer is 42."
+    assert not again.of(ToolCallStart)
+
+
+async def test_session_list_gives_the_saved_sessions_with_their_titles(
+    workspace: Path, tmp_path: Path
+) -> None:
+    editor = Editor()
+    async with acp_agent(editor, "permission", workspace, "--approval", "yolo") as conn:
+        first = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+        second = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+        await conn.new_session(cwd=str(workspace), mcp_servers=[])  # never prompted: no log
+        async with asyncio.timeout(60):
+            for sid, task in [(first, "write a"), (second, "write b"), (first, "write c")]:
+                await conn.prompt(session_id=sid.session_id, prompt=[text_block(task)])
+        listed = await conn.list_sessions(cwd=str(workspace))
+        anywhere = await conn.list_sessions()
+        (tmp_path / "other").mkdir()
+        elsewhere = await conn.list_sessions(cwd=str(tmp_path / "other"))
+    assert [(s.session_id, s.title) for s in listed.sessions] == [
+        (first.session_id, "write a"),  # the newest: written last
+        (second.session_id, "write b"),
+    ]
+    folder = str(workspace.resolve())  # noqa: ASYNC240
+    assert all(s.cwd == folder and s.updated_at for s in listed.sessions)
+    assert listed.next_cursor is None
+    assert anywhere.sessions == listed.sessions  # this connection's folders (and ours)
+    assert elsewhere.sessions == []
+    assert not (tmp_path / "other" / ".gemma-agent").exists()  # listing wrote nothing
+    titles = [(u.title, u.updated_at is not None) for u in editor.of(SessionInfoUpdate)]
+    assert titles == [("write a", True), ("write b", True)]  # named by their first prompts
+
+
+async def test_the_model_picker_switches_every_sessions_engine(workspace: Path) -> None:
+    editor = Editor()
+    async with acp_agent(editor, "load", workspace, "--approval", "auto") as conn:
+        session = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+        other = await conn.new_session(cwd=str(workspace), mcp_servers=[])
+        sid = session.session_id
+        model, thinking = session.config_options
+        assert (model.id, model.category, model.current_value) == ("model", "model", "scripted")
+        names = [o.value for o in model.options]
+        assert names[0] == "scripted" and {"E4B", "31B", "tiny"} <= set(names)
+        assert (thinking.id, thinking.current_value) == ("thinking", False)
+
+        async def ask(text: str) -> str:
+            before = len(editor.of(AgentMessageChunk))
+            async with asyncio.timeout(30):
+                await conn.prompt(session_id=sid, prompt=[text_block(text)])
+            return "".join(u.content.text for u in editor.of(AgentMessageChunk)[before:])
+
+        assert await ask("one") == "Continued."
+        switched = await conn.set_config_option(config_id="model", session_id=sid, value="E4B")
+        assert switched.config_options[0].current_value == "E4B"
+        (told,) = editor.of(ConfigOptionUpdate)  # the other session's picker
+        assert told.config_options[0].current_value == "E4B"
+        assert await ask("two") == "on E4B (start 1)"
+        with pytest.raises(acp.RequestError) as refused:
+            await conn.set_config_option(config_id="model", session_id=sid, value="nope")
+        assert "Unknown model 'nope'" in refused.value.data["details"]
+        with pytest.raises(acp.RequestError) as failed:
+            await conn.set_config_option(config_id="model", session_id=sid, value="E2B")
+        assert "E2B did not start" in failed.value.data["details"]
+        assert "E4B is started again" in failed.value.data["details"]
+        assert await ask("three") == "on E4B (start 3)"  # E2B failed; E4B started again
+        async with asyncio.timeout(30):
+            await conn.prompt(session_id=other.session_id, prompt=[text_block("four")])
+        assert editor.text(AgentMessageChunk).endswith("on E4B (start 3)")

@@ -336,6 +336,21 @@ class RunShell(Tool):
         )
         return ["/bin/bash", "-c", prelude, "run_shell", command]
 
+    async def command_line(
+        self, command: str, seconds: int | None, ctx: ToolContext[Any]
+    ) -> tuple[list[str], dict[str, str]]:
+        """The argv and the exact environment `execute` runs ``command`` with (the sandbox
+        where it runs, the limits, the allow-listed variables; cwd: the workspace), for a face
+        that has the process started elsewhere (an editor's terminal). ``seconds``: the
+        command's timeout (its CPU-time limit follows it)."""
+        workspace = ctx.files.root
+        limited = self._limited(command, seconds)
+        if await self._use_bwrap(ctx):
+            argv = [*bwrap_args(workspace, network=self.network, rules=self.rules), "--", *limited]
+        else:
+            argv = limited
+        return argv, self._environment(workspace)
+
     async def execute(self, args: ShellArgs, ctx: ToolContext[Any]) -> ToolOutput:
         workspace = ctx.files.root
         sandboxed = await self._use_bwrap(ctx)
