@@ -335,6 +335,10 @@ class ModelLayer:
                 usage = delta.usage
         self._partial = None
         parsed = parser.finish()
+        if parsed.reasoning_as_content and stream:
+            # The answer was written inside a thought channel the model never closed: it
+            # streamed as thinking; say it as the answer too (the turn holds it as both).
+            emit(TextDelta(parsed.content, step))
         seconds = time.perf_counter() - started
         gen_time = time.perf_counter() - (first_token or started)
         thinking = self._thinking_tokens(prompt, ids)

@@ -37,6 +37,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="give the agent the web_fetch tool (off by default in evals)",
     )
     parser.add_argument(
+        "--subagents",
+        action="store_true",
+        help="give the agent the task tool: sub-agents on the same engine (off by default in "
+        "evals)",
+    )
+    parser.add_argument(
         "--hooks",
         action="store_true",
         help="run the configured hooks (.gemma-agent/settings.json) in each task (off by "
@@ -151,6 +157,8 @@ def _agent_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
+    if getattr(args, "subagents", False):
+        options["subagents"] = True
     return options
 
 

@@ -310,6 +310,18 @@ async def test_invalid_arguments_become_an_error_result_after_redecodes(tmp_path
     assert "seconds" in engine.requests[3].prompt_text.split("<|tool_response>")[-1]
 
 
+async def test_an_answer_left_inside_the_post_tool_thought_is_streamed_as_text(
+    tmp_path: Path,
+) -> None:
+    """After a tool round with thinking on, the prompt opens the thought channel; a model that
+    never closes it writes its answer there (robustness case 18): faces get it as text too."""
+    outputs = [ScriptedEngine.thought("look") + call("echo", text="a"), "The answer."]
+    agent, _ = make_agent(tmp_path, outputs, thinking=True)
+    events = await collect(agent)
+    texts = [e.text for e in events if isinstance(e, TextDelta) and e.step == 2]
+    assert texts == ["The answer."] and events[-1].output == "The answer."
+
+
 async def test_greedy_decoding_is_not_redone_with_the_same_grammar(tmp_path: Path) -> None:
     wrong = call("nap", seconds="soon", label="a")  # the same prompt would give it again
     agent, engine = make_agent(tmp_path, [wrong, "gave up"], max_redecodes=2, temperature=0.0)
