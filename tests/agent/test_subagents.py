@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -28,38 +27,12 @@ from gemma_agent.events import (
 from gemma_agent.tools import ApprovalPolicy
 from pydantic import BaseModel
 
+from ..subagent_scripts import Router, task
+
 pytestmark = pytest.mark.timeout(60)
 
 call = ScriptedEngine.tool_call
 PARENT = "You are the parent."
-
-
-def task(prompt: str, kind: str = "explore", what: str = "look around") -> str:
-    return call("task", agent_type=kind, description=what, prompt=prompt)
-
-
-class Router:
-    """Answers each request from the script of the agent that sent it: the parent's (its
-    instructions) or a child's (the TASK-x tag of its prompt). Records who asked, in order."""
-
-    def __init__(self, scripts: dict[str, list[str]]) -> None:
-        self.scripts = scripts
-        self.asked: list[str] = []
-
-    def __call__(self, request: Any) -> str:
-        text = request.prompt_text
-        if PARENT in text:
-            key = "parent"
-        else:
-            found = re.search(r"TASK-(\w+)", text)
-            assert found, text[-400:]
-            key = found.group(1)
-        self.asked.append(key)
-        return self.scripts[key].pop(0)
-
-    def engine(self, **kw: Any) -> ScriptedEngine:
-        n = sum(len(s) for s in self.scripts.values())
-        return ScriptedEngine([self] * n, **kw)
 
 
 def make(tmp_path: Path, engine: ScriptedEngine, tools: list[Any], **kw: Any) -> Agent:
@@ -113,13 +86,13 @@ async def test_two_explorers_run_at_once_and_report_to_the_parent(tmp_path: Path
     assert set(calls.values()) == set(answers)  # each child under its own task call
     child_calls = [e.event.call.name for e in tagged if isinstance(e.event, ToolCallStarted)]
     assert child_calls == ["probe", "probe"]
-    assert not any(isinstance(e, RunStarted | RunFinished) and e is not events[0] and
-                   e is not events[-1] for e in events)  # fmt: skip  # only the parent's own
+    ends = [type(e) for e in events if isinstance(e, RunStarted | RunFinished)]
+    assert ends == [RunStarted, RunFinished]  # the parent's own: the children's are wrapped
 
     # explore sees the read-only tools only, and no task tool (depth 1)
-    child_prompt = next(r.prompt_text for r in router.engine_requests(agent))
+    child_prompt = next(r.prompt_text for r in child_requests(agent))
     assert "probe" in child_prompt and "write_note" not in child_prompt
-    assert "You are an explorer" in child_prompt and '"task"' not in child_prompt
+    assert "You are an explorer" in child_prompt and "declaration:task{" not in child_prompt
 
     # usage: the parent's run counts the children's requests (2 + 2 + 2)
     assert result.usage.requests == 6
@@ -140,13 +113,11 @@ async def test_two_explorers_run_at_once_and_report_to_the_parent(tmp_path: Path
     assert event_to_dict(tagged[0])["event"]["kind"] == tagged[0].event.kind
 
 
-def _requests(router: Router, agent: Agent) -> Any:
+def child_requests(agent: Agent) -> list[Any]:
+    """The requests the children sent (the parent's hold its instructions)."""
     engine = agent._engine
     assert isinstance(engine, ScriptedEngine)
     return [r for r in engine.requests if PARENT not in r.prompt_text]
-
-
-Router.engine_requests = _requests  # type: ignore[attr-defined]
 
 
 async def test_the_cap_runs_children_one_at_a_time(tmp_path: Path) -> None:
@@ -288,8 +259,8 @@ async def test_children_cannot_start_children_by_default(tmp_path: Path) -> None
     })  # fmt: skip
     agent = make(tmp_path, router.engine(), [])
     result = await agent.run("go")
-    child_prompts = [r.prompt_text for r in router.engine_requests(agent)]
-    assert "agent_type" not in child_prompts[0]  # no task tool declared to the child
+    child_prompts = [r.prompt_text for r in child_requests(agent)]
+    assert "declaration:task{" not in child_prompts[0]  # no task tool declared to the child
     assert result.output == "Done."
 
 
@@ -319,7 +290,7 @@ async def test_agent_files_define_types_and_bad_ones_are_reported(tmp_path: Path
     assert result.output == "Reviewed."
     warnings = [e.message for e in events if isinstance(e, Notice) and e.level == "warning"]
     assert any("broken.md" in w and "description" in w for w in warnings)
-    prompt = router.engine_requests(agent)[0].prompt_text
+    prompt = child_requests(agent)[0].prompt_text
     assert "You review code." in prompt and "write_note" not in prompt
     parent_prompt = agent._engine.requests[0].prompt_text  # type: ignore[union-attr]
     assert "reviewer: Reviews a change for bugs." in parent_prompt
@@ -461,7 +432,7 @@ async def test_an_explorer_runs_read_only_shell_commands_only(tmp_path: Path) ->
             if isinstance(e, SubagentEvent) and isinstance(e.event, ToolCallFinished)}  # fmt: skip
     assert "alpha" in str(done["cat a.txt"].content) and not done["cat a.txt"].is_error
     assert done["rm a.txt"].is_error and "this agent is read-only" in str(done["rm a.txt"].content)
-    declared = router.engine_requests(agent)[0].prompt_text
+    declared = child_requests(agent)[0].prompt_text
     assert "run_shell" in declared and "write_file" not in declared
 
 

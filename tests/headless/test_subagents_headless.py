@@ -7,47 +7,22 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from gemma_agent import ScriptedEngine, tool
-from gemma_agent.agent.subagents import EXPLORE, GENERAL
 from gemma_agent.cli import build_parser
 from gemma_agent.headless import app as headless
 from gemma_agent.headless import run_headless
 from gemma_agent.launch import subagent_options
 
+from ..subagent_scripts import Router, task
+
 pytestmark = pytest.mark.timeout(60)
 
 call, thought = ScriptedEngine.tool_call, ScriptedEngine.thought
-CHILDREN = (EXPLORE.instructions[:60], GENERAL.instructions[:60])
-
-
-def task(prompt: str, kind: str = "explore", what: str = "look around") -> str:
-    return call("task", agent_type=kind, description=what, prompt=prompt)
-
-
-class Router:
-    """Answers each request from the script of the agent that sent it: a child's (its system
-    turn is a built-in type's; the TASK-x tag of its prompt names it) or the parent's."""
-
-    def __init__(self, scripts: dict[str, list[str]]) -> None:
-        self.scripts = scripts
-
-    def __call__(self, request: Any) -> str:
-        text = request.prompt_text
-        key = "parent"
-        if any(marker in text for marker in CHILDREN):
-            found = re.search(r"TASK-(\w+)", text)
-            assert found, text[-400:]
-            key = found.group(1)
-        return self.scripts[key].pop(0)
-
-    def engine(self) -> ScriptedEngine:
-        return ScriptedEngine([self] * sum(len(s) for s in self.scripts.values()))
 
 
 @tool(read_only=True)

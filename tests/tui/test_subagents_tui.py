@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from gemma_agent.tui.export import transcript_markdown
 from gemma_agent.tui.screens import ApprovalScreen
 from rich.console import Console
 
+from ..subagent_scripts import Router, task
 from .harness import call, send, wait_for, wait_idle
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,33 +35,8 @@ PARENT = "You are the parent."
 SIZE = (120, 50)
 
 
-def task(prompt: str, kind: str = "explore", what: str = "look around") -> str:
-    return call("task", agent_type=kind, description=what, prompt=prompt)
-
-
 def thought(text: str) -> str:
     return f"<|channel>thought\n{text}<channel|>"
-
-
-class Router:
-    """Answers each request from the script of the agent that sent it: the parent's (its
-    instructions) or a child's (the TASK-x tag of its prompt)."""
-
-    def __init__(self, scripts: dict[str, list[str]]) -> None:
-        self.scripts = scripts
-
-    def __call__(self, request: Any) -> str:
-        text = request.prompt_text
-        if PARENT in text:
-            key = "parent"
-        else:
-            found = re.search(r"TASK-(\w+)", text)
-            assert found, text[-400:]
-            key = found.group(1)
-        return self.scripts[key].pop(0)
-
-    def engine(self) -> ScriptedEngine:
-        return ScriptedEngine([self] * sum(len(s) for s in self.scripts.values()))
 
 
 class Clock:
