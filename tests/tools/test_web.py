@@ -1,9 +1,12 @@
 """web_fetch against a real HTTP server on loopback that the test starts (allowed there by
 configuration), and the refusals: other schemes, private/loopback/link-local addresses given
-literally, by a name that resolves to them, or reached through a redirect."""
+literally, by a name that resolves to them, or reached through a redirect. HTTPS against a real
+TLS server with a certificate from a test CA (``trustme``): the connection goes to the checked
+address while the certificate is checked against the URL's name (SNI)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import trustme
 from gemma_agent.tools import ApprovalPolicy, ToolContext, ToolRegistry
 from gemma_agent.tools.builtin import WebFetch, coding_tools, web_tools
 
@@ -77,6 +81,38 @@ def server() -> Iterator[str]:
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[tuple[int, trustme.CA, list[str | None], list[str]]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names only ``localhost``; it records the
+    SNI name and Host header of each connection."""
+    ca = trustme.CA()
+    names: list[str | None] = []
+    hosts: list[str] = []
+
+    class TLSHandler(Handler):
+        def do_GET(self) -> None:
+            hosts.append(self.headers.get("Host", ""))
+            super().do_GET()
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+
+    def remember(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        names.append(name)
+
+    context.sni_callback = remember
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), TLSHandler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1], ca, names, hosts
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -152,6 +188,35 @@ async def test_private_addresses_are_refused(server: str, tmp_path: Path) -> Non
     assert error and "127.0.0.1 is a loopback" in text
     error, text = await fetch(by_name, f"http://localhost:{port}/page", tmp_path)
     assert not error and "Version 2" in text
+
+
+async def test_https_checks_the_certificate_against_the_name(
+    tls_server: tuple[int, trustme.CA, list[str | None], list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port, ca, names, hosts = tls_server
+    tool = WebFetch(allow_hosts=["localhost", "127.0.0.1"])
+    url = f"https://localhost:{port}/page"
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    error, text = await fetch(tool, url, tmp_path)  # the public CAs do not know the test CA
+    assert error and "CERTIFICATE_VERIFY_FAILED" in text, text
+
+    # A CA bundle from the environment (a company's TLS-inspecting proxy) is trusted, although
+    # proxies from the environment are not used.
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    names.clear()
+    hosts.clear()
+    error, text = await fetch(tool, url, tmp_path)
+    assert not error and "# Version 2" in text, text
+    assert names == ["localhost"] and hosts == [f"localhost:{port}"]  # the name, not the address
+
+    # The certificate names localhost only: the address itself does not pass as that name.
+    error, text = await fetch(tool, f"https://127.0.0.1:{port}/page", tmp_path)
+    assert error and "CERTIFICATE_VERIFY_FAILED" in text and "127.0.0.1" in text, text
 
 
 def test_approval_config_and_evals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,9 @@
 - HTML becomes Markdown (``markdownify`` over BeautifulSoup; scripts and styles dropped); other
   text (plain, JSON, XML, ...) is returned as it is; anything else (images, PDFs, archives) is a
   clear error. Bodies are read up to ``max_bytes`` and the whole fetch ends at ``timeout``.
-- Proxies from the environment are not used (they would bypass the address check).
+- Proxies from the environment are not used (they would bypass the address check); a CA bundle
+  from the environment (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, as behind a company's
+  TLS-inspecting proxy) is trusted, else the public CAs (certifi).
 
 It is not read-only (a URL can carry data out), so ``ask`` mode asks before each fetch. It is not
 among ``coding_tools()``: the TUI and ``gemma-agent run`` add it; evals leave it off unless asked.
@@ -106,6 +108,7 @@ class WebFetch(Tool):
         async with httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,  # a proxy would connect for us, past the address check
+            verify=httpx.create_ssl_context(trust_env=True),  # but SSL_CERT_FILE/_DIR count
             timeout=httpx.Timeout(self.fetch_timeout),
             headers={"User-Agent": _USER_AGENT, "Accept": "text/html, text/*;q=0.9, */*;q=0.5"},
         ) as client:
