@@ -11,7 +11,8 @@ with its first prompt: one that never gets a prompt leaves no log (editors open 
 
 What the editor offers is used: its file system for the file tools (editor_fs.py), its
 terminals for ``run_shell`` (editor_terminal.py, the sandbox kept), the MCP servers it passes
-with a session (editor_mcp.py, started and stopped with it). ``session/list`` lists the saved
+with a session beside those configured for gemma-agent (editor_mcp.py, started and stopped with
+it). ``session/list`` lists the saved
 sessions of a folder; the ``model`` config option switches the engine every session shares
 (``Models``: the CLI's ``editors.app.Engines``); ``thinking`` is per session.
 
@@ -160,9 +161,12 @@ class _Session:
 class GemmaACPAgent:
     """The ACP ``Agent`` side (``acp.interfaces.Agent``) over gemma-agent's SDK."""
 
-    def __init__(self, agent_factory: AgentFactory, models: Models | None = None) -> None:
+    def __init__(
+        self, agent_factory: AgentFactory, models: Models | None = None, *, trust_mcp: bool = False
+    ) -> None:
         self._factory = agent_factory
         self._models = models
+        self._trust_mcp = trust_mcp  # `--trust-mcp`: start the project's configured servers
         self._switching = asyncio.Lock()  # a model switch under way: prompts wait
         self._conn: Client | None = None
         self._client_caps = ClientCapabilities()
@@ -265,7 +269,7 @@ class GemmaACPAgent:
         self, cwd: str, session_id: str | None, mcp_servers: list[Any] | None = None
     ) -> _Session:
         workspace = _folder(cwd)
-        mcp, notices = await editor_mcp.start(mcp_servers, workspace)
+        mcp, notices = await editor_mcp.start(mcp_servers, workspace, trust=self._trust_mcp)
         try:
             session = await self._build(workspace, session_id, mcp)
         except BaseException:
@@ -699,13 +703,15 @@ async def serve_acp(
     writer: asyncio.StreamWriter,
     *,
     models: Models | None = None,
+    trust_mcp: bool = False,
 ) -> None:
     """Serve ACP on a pair of streams until the client hangs up (the CLI passes stdin/stdout).
 
     ``agent_factory(folder)`` builds the agent of each session (it may be async); the agents
     are closed when the connection ends. ``models``: the model picker (a session config
-    option), where the engine can be switched."""
-    server = GemmaACPAgent(agent_factory, models)
+    option), where the engine can be switched. ``trust_mcp``: start the project's configured MCP
+    servers (and remember them as trusted)."""
+    server = GemmaACPAgent(agent_factory, models, trust_mcp=trust_mcp)
     try:
         await run_agent(cast(Any, server), writer, reader)
     finally:

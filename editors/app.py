@@ -191,7 +191,8 @@ async def _acp_main(
 
     reader, writer = await _streams(stdin, stdout)
     try:
-        await serve_acp(factory, reader, writer, models=engines)
+        trust = bool(getattr(args, "trust_mcp", None))
+        await serve_acp(factory, reader, writer, models=engines, trust_mcp=trust)
     finally:
         await engines.aclose()
 

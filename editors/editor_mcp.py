@@ -1,6 +1,10 @@
-"""The MCP servers an editor passes with session/new and session/load (``mcpServers``): started
-with the session (in parallel, through ``gemma_agent.tools.MCPServers``), their tools added to
-the session's agent (named ``NAME__tool``, approved like any tool), stopped with the session.
+"""The MCP servers of an ACP session: those the editor passes with session/new and session/load
+(``mcpServers``) and those configured for gemma-agent (the user's ``config.toml``; the project's
+``.mcp.json`` and ``.gemma-agent/config.toml`` once trusted, as in the TUI and ``run``: with
+``gemma-agent acp --trust-mcp`` or ``/mcp trust``). An editor's server replaces a configured one of
+the same name. They start with the session (in parallel, through
+``gemma_agent.tools.MCPServers``), their tools are added to the session's agent (named
+``NAME__tool``, approved like any tool), and they stop with the session.
 
 stdio entries (a command, its args, variables added to MCP's minimal default environment; run
 in the session's folder) and streamable-HTTP entries (``type: "http"``: a URL and headers) are
@@ -16,7 +20,7 @@ from typing import Any
 
 from acp.schema import HttpMcpServer, McpServerStdio
 
-from ..tools import MCPServer, MCPServers
+from ..tools import MCPServer, MCPServers, load_mcp_config
 
 
 def servers(entries: Sequence[Any] | None, workspace: Path) -> tuple[list[MCPServer], list[str]]:
@@ -43,11 +47,18 @@ def servers(entries: Sequence[Any] | None, workspace: Path) -> tuple[list[MCPSer
     return out, notices
 
 
-async def start(entries: Sequence[Any] | None, workspace: Path) -> tuple[MCPServers, list[str]]:
-    """Start the entries' servers: ``(servers, notices)``; nothing here raises for a server
-    that does not start. Stop them with ``await servers.aclose()``."""
-    built, notices = servers(entries, workspace)
-    group = MCPServers(built)
-    if built:
+async def start(
+    entries: Sequence[Any] | None, workspace: Path, *, trust: bool = False
+) -> tuple[MCPServers, list[str]]:
+    """Start the editor's and the configured servers: ``(servers, notices)``; nothing here
+    raises for a bad configuration or a server that does not start. ``trust``: trust the
+    project's servers now (remembered). Stop them with ``await servers.aclose()``."""
+    passed, notices = servers(entries, workspace)
+    config = load_mcp_config(workspace, trust=trust)
+    names = {s.name for s in passed}
+    configured = [s for s in config.build() if s.name not in names]
+    group = MCPServers([*configured, *passed])
+    notices = [*config.notices(), *notices]
+    if configured or passed:
         notices += await group.start()
     return group, notices

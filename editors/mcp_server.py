@@ -1,7 +1,9 @@
 """`gemma-agent mcp-serve`: the agent as an MCP server on stdio (the `mcp` package), so that
 another agent or an editor can hand it a task: one tool, ``run_task(task, workspace)``, runs the
 task in a workspace and returns the final answer, with a progress notification per step (tool
-calls by name; a sub-agent's as ``explore#1 › read_file``) while it works. A cancelled request
+calls by name; a sub-agent's as ``explore#1 › read_file``) while it works. The MCP servers
+configured for gemma-agent start for each task (the project's only once trusted: ``--trust-mcp``),
+their problems sent as log warnings. A cancelled request
 cancels the run (the partial turn is kept in the workspace's session log). Approvals:
 ``--approval`` (default ``auto``); nobody is asked, so a call the policy would ask about (a
 sub-agent's too) is denied and the model reads why.
@@ -33,6 +35,7 @@ def build_server(args: argparse.Namespace, engine: Any) -> Any:
     engine, or an awaitable of one)."""
     from mcp.server.mcpserver import MCPServer
 
+    from ..tools import start_mcp_servers
     from .app import build_agent
 
     server: Any = MCPServer("gemma-agent", instructions="A Gemma 4 coding agent.")
@@ -48,7 +51,19 @@ def build_server(args: argparse.Namespace, engine: Any) -> Any:
         """
         folder = _folder(workspace)
         eng = await engine if asyncio.isfuture(engine) else engine
-        agent = build_agent(args, eng, folder, approval="auto")
+        # The MCP servers configured for gemma-agent (the project's once trusted), per task.
+        mcp, notices, _ = await start_mcp_servers(
+            folder, trust=bool(getattr(args, "trust_mcp", None))
+        )
+        for notice in notices:
+            await ctx.warning(notice)
+        try:
+            agent = build_agent(
+                args, eng, folder, lambda tools: [*tools, *mcp.tools()], approval="auto"
+            )
+        except BaseException:
+            await mcp.aclose()
+            raise
         finished: RunFinished | None = None
         session = ""
         sent = 0  # progress only grows: one more per notification
@@ -74,7 +89,10 @@ def build_server(args: argparse.Namespace, engine: Any) -> Any:
                     elif isinstance(event, RunFinished):
                         finished = event
         finally:
-            await agent.aclose()
+            try:
+                await agent.aclose()
+            finally:
+                await mcp.aclose()
         if finished is None or finished.reason != "final_answer":
             reason = finished.reason if finished else "no result"
             error = finished.error if finished else None

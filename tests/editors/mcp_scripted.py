@@ -1,6 +1,6 @@
 """`gemma-agent mcp-serve` on a ScriptedEngine, as a real process for the tests:
 
-python mcp_scripted.py [subagents] [gemma-agent mcp-serve flags...]
+python mcp_scripted.py [subagents | mcp] [gemma-agent mcp-serve flags...]
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ if __name__ == "__main__":
             "parent": [task("TASK-g write x", "general"), "A helper wrote x.txt."],
             "g": [C("write_file", path="x.txt", content="x\n"), "wrote x.txt"],
         })  # fmt: skip
+        argv = argv[1:]
+    elif argv[:1] == ["mcp"]:  # the configured MCP servers' tools
+        script = [C("time__get_current_time", timezone="UTC"), C("tiny__shout", text="hi"), "Done."]
         argv = argv[1:]
     else:
         script = [C("write_file", path="x.txt", content="x\n"), "Wrote x.txt."]

@@ -1,10 +1,12 @@
 """The MCP servers an editor passes with session/new and session/load: a real stdio server from
 PyPI (mcp-server-time) and a real streamable-HTTP one (tests/tools/mcp_server_app.py) start with
-the session, their tools are the agent's (approved like any tool), and they stop with it."""
+the session, their tools are the agent's (approved like any tool), and they stop with it. The
+servers configured for gemma-agent join them (the project's once trusted)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -129,3 +132,60 @@ async def test_the_editors_mcp_servers_run_with_the_session(
     warnings = editor.text(AgentThoughtChunk)
     assert "'broken'" in warnings and "did not start" in warnings
     assert "'old'" in warnings and "(sse) is not supported" in warnings
+
+
+async def test_configured_servers_start_and_the_projects_wait_for_trust(workspace: Path) -> None:
+    """The user's servers (config.toml) start with every session; the project's (.mcp.json) only
+    with `acp --trust-mcp` (then remembered); an editor's server replaces a configured one of
+    the same name."""
+    configured, passed = (f"{who}-{uuid.uuid4().hex}" for who in ("configured", "editor"))
+    config = workspace.parent / "config" / "gemma-agent"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(
+        f'[mcp_servers.time]\ncommand = "{TIME}"\nargs = ["--local-timezone", "UTC"]\n'
+        f'env = {{ GEMMA_TEST_MCP = "{configured}" }}\n'
+    )
+    project = {"mcpServers": {"tiny": {"command": sys.executable, "args": [APP]}}}
+    (workspace / ".mcp.json").write_text(json.dumps(project))
+
+    async def session(*flags: str, entries: list[Any]) -> tuple[Editor, list[int]]:
+        """A session's editor, and how many of the configured and the editor's `time` ran."""
+        editor = Editor(answers=["allow"])
+        async with acp_agent(editor, "mcp", workspace, "--approval", "ask", *flags) as conn:
+            sid = (await conn.new_session(cwd=str(workspace), mcp_servers=entries)).session_id
+            started = [len(marked(configured)), len(marked(passed))]
+            async with asyncio.timeout(60):
+                done = await conn.prompt(session_id=sid, prompt=[text_block("what time?")])
+            assert done.stop_reason == "end_turn"
+        return editor, started
+
+    def outcome(editor: Editor, name: str) -> ToolCallProgress:
+        (call,) = editor.calls(name)
+        return next(
+            u
+            for u in editor.of(ToolCallProgress)
+            if u.tool_call_id == call.tool_call_id and u.status in ("completed", "failed")
+        )
+
+    untrusted, started = await session(entries=[])
+    assert started == [1, 0]
+    assert outcome(untrusted, "time__get_current_time").raw_output["timezone"] == "UTC"
+    assert not untrusted.calls("tiny__shout")  # no such tool: the server did not start
+    assert {"result": "HI HI"} not in [u.raw_output for u in untrusted.of(ToolCallProgress)]
+    warnings = untrusted.text(AgentThoughtChunk)
+    assert "project's MCP servers (tiny) are not started" in warnings and "--trust-mcp" in warnings
+
+    editors_time = McpServerStdio(
+        name="time",
+        command=TIME,
+        args=["--local-timezone", "UTC"],
+        env=[EnvVariable(name="GEMMA_TEST_MCP", value=passed)],
+    )
+    trusted, started = await session("--trust-mcp", entries=[editors_time])
+    assert started == [0, 1]
+    assert outcome(trusted, "tiny__shout").raw_output == {"result": "HI HI"}
+    assert outcome(trusted, "time__get_current_time").status == "completed"
+    assert "not started" not in trusted.text(AgentThoughtChunk)
+
+    remembered, _ = await session(entries=[])  # no flag: the set was trusted and is unchanged
+    assert outcome(remembered, "tiny__shout").raw_output == {"result": "HI HI"}
