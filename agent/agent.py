@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..tools import ToolRegistry
+from ..tools import Tool, ToolRegistry
 from ..tools.base import as_tool
 from ..tools.builtin.skills import SkillTool
 from ..tools.recall import recall_output
@@ -353,6 +353,27 @@ class Agent:
             if conv.model is not None:
                 conv.model.thinking = on
                 conv.model.invalidate()
+
+    def add_tools(self, tools: Iterable[Tool | Callable[..., Any]]) -> list[Tool]:
+        """Give the agent more tools (an MCP server trusted later) from each session's next
+        request on. Their declarations are part of the system turn, so that request renders
+        its prompt afresh (one full prefill). Refused (ConfigError) while a session is running
+        or for a name already taken."""
+        added = [as_tool(t) for t in tools]
+        busy = [c.session_id for c in self._conversations.values() if c.busy]
+        if busy:
+            raise ConfigError(f"Session {busy[0]} is running: add tools when the run has ended.")
+        names = [t.name for t in added]
+        taken = sorted({n for n in names if n in self.registry or names.count(n) > 1})
+        if taken:
+            raise ConfigError(f"A tool named {', '.join(taken)} is there already; rename one.")
+        for tool in added:
+            self.registry.add(tool)
+        for conv in self._conversations.values():
+            if conv.model is not None:  # rebuilt: new declarations in the system turn
+                conv.model.invalidate()
+                conv.model = None
+        return added
 
     def reload_context(self) -> ProjectContext:
         """Read the AGENTS.md memory and the skills again (after ``/init`` wrote a file, or

@@ -264,12 +264,23 @@ class MCPServers:
 
     async def start(self) -> list[str]:
         """Start every server; returns one message per server that did not start."""
-        ready = [asyncio.Event() for _ in self.servers]
-        for server, event in zip(self.servers, ready, strict=True):
+        return await self._start(self.servers)
+
+    async def add(self, servers: Iterable[MCPServer]) -> list[str]:
+        """Start more servers in this group (trusted later): notices as for `start`."""
+        added = list(servers)
+        self.servers += added
+        return await self._start(added)
+
+    async def _start(self, servers: list[MCPServer]) -> list[str]:
+        ready = [asyncio.Event() for _ in servers]
+        for server in servers:
             server.state = "starting"
-            self._tasks.append(
-                asyncio.create_task(self._serve(server, event), name=f"mcp {server.label}")
-            )
+        tasks = [
+            asyncio.create_task(self._serve(server, event), name=f"mcp {server.label}")
+            for server, event in zip(servers, ready, strict=True)
+        ]
+        self._tasks += tasks
 
         async def wait(server: MCPServer, event: asyncio.Event, task: asyncio.Task[None]) -> None:
             waiter = asyncio.ensure_future(event.wait())
@@ -287,9 +298,9 @@ class MCPServers:
                 self._notes[server.label] = f"MCP server {server.label!r} {server.error}"
 
         await asyncio.gather(
-            *(wait(s, e, t) for s, e, t in zip(self.servers, ready, self._tasks, strict=True))
+            *(wait(s, e, t) for s, e, t in zip(servers, ready, tasks, strict=True))
         )
-        return [self._notes[s.label] for s in self.servers if s.label in self._notes]
+        return [self._notes[s.label] for s in servers if s.label in self._notes]
 
     async def _serve(self, server: MCPServer, ready: asyncio.Event) -> None:
         try:

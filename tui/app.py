@@ -1067,14 +1067,12 @@ class GemmaApp(App[int]):
     def command_mcp(self, backend: Backend, arg: str) -> None:
         """`/mcp`: each server's state and tools; `/mcp trust`: trust the project's servers."""
         if arg == "trust":
-            names = backend.trust_mcp()
-            if names:
+            if self.running:
                 self.say(
-                    f"Trusted the project's MCP servers ({', '.join(names)}); they start with "
-                    "the next launch of gemma-agent (remembered until the set changes)."
+                    "/mcp trust waits for the run to end (Esc interrupts it).", level="warning"
                 )
             else:
-                self.say("No project MCP server waits for trust.")
+                self.run_worker(self.trust_mcp(backend), group="command")
             return
         if arg:
             self.say("Usage: /mcp [trust]", level="warning")
@@ -1089,6 +1087,18 @@ class GemmaApp(App[int]):
             or "No MCP server configured (`.mcp.json`, `[mcp_servers.NAME]` in config.toml).",
             markdown=True,
         )
+
+    async def trust_mcp(self, backend: Backend) -> None:
+        names, problems = await backend.trust_mcp()
+        if not names:
+            self.say("No project MCP server waits for trust.")
+            return
+        self.say(
+            f"Trusted the project's MCP servers ({', '.join(names)}), remembered until the set "
+            "changes; their tools are the agent's from the next request (`/mcp` lists them)."
+        )
+        for problem in problems:
+            self.say(problem, level="warning")
 
     def say(self, message: str, *, level: NoticeLevel = "info", markdown: bool = False) -> None:
         self.add_block(NoticeBlock(message, level=level, markdown=markdown))

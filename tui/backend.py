@@ -148,8 +148,10 @@ class Backend(Protocol):
         """The configured MCP servers: state, why one failed, its tools."""
         ...
 
-    def trust_mcp(self) -> list[str]:
-        """Trust the project's MCP servers (remembered); returns the names newly trusted."""
+    async def trust_mcp(self) -> tuple[list[str], list[str]]:
+        """Trust the project's MCP servers (remembered) and start them, their tools the agent's
+        from the next request: ``(names newly trusted, notices of servers that did not start)``.
+        """
         ...
 
     def processes(self) -> list[ProcessInfo]:
@@ -394,10 +396,21 @@ class AgentBackend:
     def mcp_status(self) -> list[MCPStatus]:
         return self.mcp.status() if self.mcp is not None else []
 
-    def trust_mcp(self) -> list[str]:
+    async def trust_mcp(self) -> tuple[list[str], list[str]]:
         if self.mcp_config is None:
-            return []
-        return [c.name for c in self.mcp_config.trust()]
+            return [], []
+        newly = self.mcp_config.trust()
+        servers = [c.server(self.mcp_config.workspace) for c in newly if c.enabled]
+        if self.mcp is None:
+            from ..tools import MCPServers
+
+            self.mcp = MCPServers([])
+        notices = await self.mcp.add(servers)
+        try:
+            self.agent.add_tools(t for s in servers if s.state == "running" for t in s.tools())
+        except ConfigError as e:
+            notices.append(f"The trusted servers' tools were not added: {e}")
+        return [c.name for c in newly], notices
 
     def hook_trust_request(self) -> list[str]:
         return list(self.hook_trust.commands()) if self.hook_trust is not None else []

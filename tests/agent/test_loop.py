@@ -24,6 +24,7 @@ from gemma_agent.agent.events import (
     event_to_dict,
 )
 from gemma_agent.agent.messages import ModelTurn, UserMessage
+from gemma_agent.errors import ConfigError
 from gemma_agent.prompts import render_ids
 from pydantic import BaseModel
 
@@ -383,6 +384,32 @@ async def test_conversation_continues_in_the_same_session(tmp_path: Path) -> Non
     assert second.session_id == first.session_id
     assert [m.role for m in second.turns] == ["user", "model", "user", "model"]
     assert "One." in engine.requests[1].prompt_text
+
+
+async def test_tools_added_between_runs_are_declared_from_the_next_request(
+    tmp_path: Path,
+) -> None:
+    @tool
+    def shout(text: str) -> str:
+        """Upper-case a text."""
+        return text.upper()
+
+    agent, engine = make_agent(tmp_path, ["One.", call("shout", text="hi"), "Two."])
+    first = await agent.run("a")
+    assert "shout" not in engine.requests[0].prompt_text
+    assert [t.name for t in agent.add_tools([shout])] == ["shout"]
+    second = await agent.run("b", session_id=first.session_id)
+    assert second.output == "Two."
+    # The same session, its prompt rendered afresh with the new declaration in the system turn.
+    assert "declaration:shout" in engine.requests[1].prompt_text
+    assert "One." in engine.requests[1].prompt_text
+    assert list(engine.requests[1].prompt_ids) == render_ids(
+        second.turns[:3], agent.registry.declarations(), engine.tokenizer, variant="E4B"
+    )
+    (turn,) = [t for t in second.turns if isinstance(t, ModelTurn) and t.tool_calls]
+    assert turn.tool_results[0].content == "HI"
+    with pytest.raises(ConfigError, match="shout is there already"):
+        agent.add_tools([shout])
 
 
 async def test_count_tokens_is_exact(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from gemma_agent.tui.backend import AgentBackend
 from gemma_agent.tui.blocks import NoticeBlock, ToolCard
 from gemma_agent.tui.config import TuiSettings, load_settings
 
-from .harness import call, fixed_clock, send, wait_idle
+from .harness import call, fixed_clock, send, wait_for, wait_idle
 
 pytestmark = pytest.mark.timeout(120)
 BIN = Path(sys.executable).parent
@@ -57,8 +58,17 @@ async def test_mcp_servers_in_the_app(tmp_path: Path, monkeypatch: pytest.Monkey
     )
     assert load_settings(ws, user_path=user).approval == "auto"  # mcp_servers is not an error
 
+    git = await asyncio.create_subprocess_exec("git", "init", "-q", str(ws))
+    assert await git.wait() == 0
     servers, startup, config = await start_mcp_servers(ws)
-    engine = ScriptedEngine([call("time__get_current_time", timezone="Asia/Kolkata"), "Noted."])
+    engine = ScriptedEngine(
+        [
+            call("time__get_current_time", timezone="Asia/Kolkata"),
+            "Noted.",
+            call("git__git_status", repo_path=str(ws)),
+            "Clean.",
+        ]
+    )
     agent = Agent(
         engine=engine,
         tools=[*coding_tools(sandbox="none"), *servers.tools()],
@@ -87,11 +97,24 @@ async def test_mcp_servers_in_the_app(tmp_path: Path, monkeypatch: pytest.Monkey
         card = next(b for b in app.blocks() if isinstance(b, ToolCard))
         assert card.call.name == "time__get_current_time"
         assert "Asia/Kolkata" in json.dumps(card.result.content if card.result else "")
+        # Trusted now: the project's server starts at once and its tools are the agent's.
+        assert "git__git_status" not in agent.registry
         await send(pilot, "/mcp trust")
+        await wait_for(pilot, lambda: "Trusted" in notices(app)[-1])
         assert "Trusted the project's MCP servers (git)" in notices(app)[-1]
+        await send(pilot, "/mcp")
+        listing = notices(app)[-1]
+        assert "**git** · running" in listing and "git__git_status" in listing, listing
+        await send(pilot, "what is the git status?")
+        await wait_idle(pilot)
+        card = [b for b in app.blocks() if isinstance(b, ToolCard)][-1]
+        assert card.call.name == "git__git_status" and card.result is not None
+        assert not card.result.is_error and "Repository status" in str(card.result.content)
+        git_decl = "declaration:git__git_status"
+        assert git_decl in engine.tokenizer.decode(list(engine.requests[-1].prompt_ids))
         await send(pilot, "/mcp trust")
-        assert "No project MCP server waits" in notices(app)[-1]
-        assert _mcp_children()
+        await wait_for(pilot, lambda: "No project MCP server waits" in notices(app)[-1])
+        assert len(_mcp_children()) >= 2
     # Leaving the app stops every server.
     assert not _mcp_children()
     assert not load_mcp_config(ws).untrusted
