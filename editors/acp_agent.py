@@ -12,9 +12,9 @@ with its first prompt: one that never gets a prompt leaves no log (editors open 
 What the editor offers is used: its file system for the file tools (editor_fs.py), its
 terminals for ``run_shell`` (editor_terminal.py, the sandbox kept), the MCP servers it passes
 with a session beside those configured for gemma-agent (editor_mcp.py, started and stopped with
-it). ``session/list`` lists the saved
-sessions of a folder; the ``model`` config option switches the engine every session shares
-(``Models``: the CLI's ``editors.app.Engines``); ``thinking`` is per session.
+it). ``session/list`` lists the saved sessions of a folder; the ``model`` config option switches
+the engine every session shares (``Models``: the CLI's ``editors.app.Engines``); ``thinking`` is
+per session.
 
 Sub-agents: a child's tool calls are tool calls of the session, titled with the child's short
 path (``explore#1 › Read src/x.py``); its thinking, text and plan are its own (its report is

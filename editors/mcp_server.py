@@ -3,10 +3,10 @@ another agent or an editor can hand it a task: one tool, ``run_task(task, worksp
 task in a workspace and returns the final answer, with a progress notification per step (tool
 calls by name; a sub-agent's as ``explore#1 › read_file``) while it works. The MCP servers
 configured for gemma-agent start for each task (the project's only once trusted: ``--trust-mcp``),
-their problems sent as log warnings. A cancelled request
-cancels the run (the partial turn is kept in the workspace's session log). Approvals:
-``--approval`` (default ``auto``); nobody is asked, so a call the policy would ask about (a
-sub-agent's too) is denied and the model reads why.
+their problems sent as log warnings. A cancelled request cancels the run (the partial turn is
+kept in the workspace's session log). Approvals: ``--approval`` (default ``auto``); nobody is
+asked, so a call the policy would ask about (a sub-agent's too) is denied and the model reads
+why.
 """
 
 from __future__ import annotations
