@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import ssl
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,7 +109,7 @@ class WebFetch(Tool):
         async with httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,  # a proxy would connect for us, past the address check
-            verify=httpx.create_ssl_context(trust_env=True),  # but SSL_CERT_FILE/_DIR count
+            verify=_tls_context(),
             timeout=httpx.Timeout(self.fetch_timeout),
             headers={"User-Agent": _USER_AGENT, "Accept": "text/html, text/*;q=0.9, */*;q=0.5"},
         ) as client:
@@ -178,6 +179,17 @@ class WebFetch(Tool):
 
     def _allowed(self, address: _IP) -> bool:
         return any(address in net for net in self.allow_nets if net.version == address.version)
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The CA bundle in ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (as httpx would read it,
+    had the environment not been turned off for proxies), else the public CAs (certifi)."""
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _is_network(text: str) -> bool:
