@@ -800,17 +800,24 @@ class Agent:
         return result
 
     async def undo_rewind(self, session_id: str | None = None, *, force: bool = False) -> None:
-        """Take back the session's last rewind: the files it restored get the content they had
-        before it (files changed since by someone else raise `RewindConflict` unless
-        ``force``), and the conversation its messages back. Only while nothing ran since."""
+        """Take back the session's last rewind not yet undone: the files it restored get the
+        content they had before it (files changed since by someone else raise
+        `RewindConflict` unless ``force``), and the conversation its messages back. Only
+        while nothing ran since; called again, it takes back the rewind before (a stack)."""
         conv = self._between_runs(session_id)
         records = conv.timeline.records
-        position = next(
-            (i for i in range(len(records) - 1, -1, -1) if records[i].get("type") != "user"),
-            None,
-        )
+        position, undone = None, 0
+        for i in range(len(records) - 1, -1, -1):
+            kind = records[i].get("type")
+            if kind == "rewind_undo":
+                undone += 1
+            elif kind == "rewind" and undone:
+                undone -= 1
+            elif kind != "user":
+                position = i if kind == "rewind" else None
+                break
         rec = records[position] if position is not None else {}
-        if position is None or rec.get("type") != "rewind":
+        if position is None:
             raise ConfigError("Nothing to undo: the session's last change is not a rewind.")
         if rec.get("conversation") and len(conv.history) != rec.get("keep"):
             raise ConfigError("Messages were added since the rewind: rewind again instead.")

@@ -3,7 +3,7 @@
     gemma-agent rewind SESSION                 list the points (what changed since each)
     gemma-agent rewind SESSION --to 2          rewind code and conversation to point 2
     gemma-agent rewind SESSION --to 2 --code-only | --conversation-only | --dry-run | --force
-    gemma-agent rewind SESSION --undo          take the last rewind back
+    gemma-agent rewind SESSION --undo          take the last rewind back (again: the one before)
     gemma-agent checkpoints prune [--older-than DAYS | --all]
 
 Public SDK surface only (``Agent.checkpoints``, ``Agent.rewind``, ``Agent.undo_rewind``).
@@ -30,7 +30,11 @@ def add_rewind_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force", action="store_true", help="also overwrite files changed outside the agent"
     )
-    p.add_argument("--undo", action="store_true", help="take the session's last rewind back")
+    p.add_argument(
+        "--undo",
+        action="store_true",
+        help="take the session's last rewind back (again: the one before it)",
+    )
     p.add_argument("--workspace", default=".", help="the session's workspace (default: .)")
 
 

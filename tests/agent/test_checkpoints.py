@@ -210,6 +210,36 @@ async def test_rewind_across_resume_and_undo_of_a_rewind(repo: Path, tmp_path: P
         await make_agent(repo, [], tmp_path).undo_rewind(sid)
 
 
+async def test_rewinds_are_undone_one_after_the_other(repo: Path, tmp_path: Path) -> None:
+    """Two rewinds in a row, then two undos (the second in a new process): each undo takes back
+    the latest rewind still in effect, files and conversation; a third finds none."""
+    agent = make_agent(
+        repo,
+        [call("write_file", path="a.txt", content="one\n"), "first done",
+         call("write_file", path="a.txt", content="two\n"), "second done"],
+        tmp_path,
+    )  # fmt: skip
+    sid = (await agent.run("one")).session_id
+    await agent.run("two", session_id=sid)
+    full = agent.history(sid)
+    second = next(p for p in await agent.checkpoints(sid) if p.title == "two")
+    await agent.rewind(sid, to=second.index)
+    assert (repo / "a.txt").read_text() == "one\n" and len(agent.history(sid)) == 3
+    await agent.rewind(sid, to=1)
+    assert not (repo / "a.txt").exists() and agent.history(sid) == []
+    await agent.undo_rewind(sid)
+    assert (repo / "a.txt").read_text() == "one\n" and len(agent.history(sid)) == 3
+    await agent.aclose()
+    again = make_agent(repo, [], tmp_path)
+    assert len(again.open_session(sid)) == 3
+    await again.undo_rewind(sid)
+    assert (repo / "a.txt").read_text() == "two\n" and again.history(sid) == full
+    with pytest.raises(ConfigError, match="Nothing to undo"):
+        await again.undo_rewind(sid)
+    await again.aclose()
+    assert load_session(again.session_file(sid)).history == full
+
+
 async def test_conversation_only_rewind_keeps_the_files(repo: Path, tmp_path: Path) -> None:
     agent = make_agent(repo, [call("write_file", path="a.txt", content="x\n"), "done"], tmp_path)
     sid = (await agent.run("write")).session_id
