@@ -326,10 +326,7 @@ class Agent:
         self.model_name = engine.info.model
         if previous is engine:
             return None
-        for conv in self._conversations.values():
-            if conv.model is not None:  # built for the old engine: tokenizer, variant, live ids
-                conv.model.invalidate()
-                conv.model = None
+        self._drop_models()  # built for the old engine: tokenizer, variant, live ids
         return previous
 
     async def context_usage(self, session_id: str | None = None) -> tuple[int, int]:
@@ -369,10 +366,7 @@ class Agent:
             raise ConfigError(f"A tool named {', '.join(taken)} is there already; rename one.")
         for tool in added:
             self.registry.add(tool)
-        for conv in self._conversations.values():
-            if conv.model is not None:  # rebuilt: new declarations in the system turn
-                conv.model.invalidate()
-                conv.model = None
+        self._drop_models()  # rebuilt: new declarations in the system turn
         return added
 
     def reload_context(self) -> ProjectContext:
@@ -396,11 +390,16 @@ class Agent:
             self.registry.add(SkillTool(context.usable_skills))
         if context != self.project_context:
             self.project_context = context
-            for conv in self._conversations.values():
-                if conv.model is not None:  # rebuilt: new system text and declarations
-                    conv.model.invalidate()
-                    conv.model = None
+            self._drop_models()  # rebuilt: new system text and declarations
         return context
+
+    def _drop_models(self) -> None:
+        """Every session's model layer is built afresh by its next request (the live prompt
+        ids are forgotten: the next request renders the whole prompt)."""
+        for conv in self._conversations.values():
+            if conv.model is not None:
+                conv.model.invalidate()
+                conv.model = None
 
     async def aclose(self) -> None:
         """Close the session logs, the tools that hold resources (an ``aclose`` method:
